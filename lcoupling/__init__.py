@@ -1,0 +1,38 @@
+# Copyright 2026 The lcoupling Authors.
+# SPDX-License-Identifier: Apache-2.0
+"""lcoupling: list-level distribution coupling (Gumbel-max list sampling) in JAX.
+
+Public API (all functions are pure and key-first)::
+
+    lcoupling.race_times / log_race_times / race_times_at / race_argmin
+    lcoupling.gls_sample(key, draft_logits, target_logits, num_drafts)
+    lcoupling.gumbel_coupling / weighted_minhash_coupling / maximal_coupling
+    lcoupling.bounds       # acceptance bounds and exact probabilities
+    lcoupling.verifiers    # token-level multi-draft verifiers
+"""
+
+from lcoupling.core import (
+    AUX_STREAM,
+    GLSSample,
+    check_logits,
+    check_num_drafts,
+    gls_sample,
+    gumbel_coupling,
+    log_race_times,
+    maximal_coupling,
+    race_argmin,
+    race_times,
+    race_times_at,
+    weighted_minhash_coupling,
+)
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):  # lazy submodules keep `import lcoupling` cheap
+  import importlib
+
+  if name in ("bounds", "verifiers", "compression", "data", "runner", "parallel", "results",
+              "studies", "plotting"):
+    return importlib.import_module(f"lcoupling.{name}")
+  raise AttributeError(f"module 'lcoupling' has no attribute {name!r}")
