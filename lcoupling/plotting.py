@@ -1,0 +1,53 @@
+# Copyright 2026 The lcoupling Authors.
+# SPDX-License-Identifier: Apache-2.0
+"""Small matplotlib helpers shared by the studies' figure functions.
+
+Figures are made from ``results.json`` only (see :func:`lcoupling.runner.make_figures`).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+__all__ = ["pyplot", "save"]
+
+
+def pyplot():
+  """``matplotlib.pyplot``, on the non-interactive Agg backend outside notebooks."""
+  import matplotlib  # noqa: PLC0415
+
+  if "ipykernel" not in os.environ.get("MPLBACKEND", "") and not _in_notebook():
+    matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # noqa: PLC0415
+
+  return plt
+
+
+def _in_notebook() -> bool:
+  try:
+    from IPython import get_ipython  # noqa: PLC0415
+  except ImportError:
+    return False
+  shell = get_ipython()
+  return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def save(fig, stem: os.PathLike, *, formats=("png", "pdf"), dpi: int = 150,
+         close: bool = True) -> list[pathlib.Path]:
+  """Saves ``fig`` as ``stem.png`` and ``stem.pdf`` (atomically); returns the paths."""
+  stem = pathlib.Path(stem)
+  stem.parent.mkdir(parents=True, exist_ok=True)
+  fig.tight_layout()
+  paths = []
+  for fmt in formats:
+    path = stem.with_suffix(f".{fmt}")
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, format=fmt, dpi=dpi)
+    os.replace(tmp, path)
+    paths.append(path)
+  if close:
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    plt.close(fig)
+  return paths
