@@ -119,10 +119,17 @@ def check_logits(logits, name: str, ndim: tuple[int, ...] = (1,)) -> None:
 def _bits_to_log_exponential(bits: jax.Array) -> jax.Array:
   """uint32 bits -> log of an Exp(1) variate, as float32.
 
-  The uniform is built from the top 23 bits exactly as :func:`jax.random.uniform`
-  does (``u in [0, 1)``), and ``S = -log1p(-u)``.
+  ``u = (bits + 1/2) / 2**32`` lies in ``(0, 1)`` with full float32 relative
+  precision near 0, and ``S = -log1p(-u)``. The small-``S`` end decides every
+  race, so it must not be quantised: with 23-bit uniforms (``u = 0`` with
+  probability ``2**-23``) ``S = 0`` makes a symbol win whatever its mass, which
+  gives a vocabulary of ``N`` symbols a total-variation error of about
+  ``K * N * 2**-23`` (7% for ``K = 4``, ``N = 151936``). Here the smallest ``S``
+  is ``2**-33``; ``u`` is clamped below 1 (the float32 conversion rounds the top
+  128 values up to ``2**32``), so ``S <= 24 log 2`` is always finite.
   """
-  u = jax.lax.bitcast_convert_type((bits >> 9) | jnp.uint32(0x3F800000), jnp.float32) - 1.0
+  u = jnp.minimum((bits.astype(jnp.float32) + 0.5) * jnp.float32(2.0**-32),
+                  jnp.float32(1.0 - 2.0**-24))
   return jnp.log(-jnp.log1p(-u))
 
 
@@ -219,14 +226,14 @@ def _gls_sample(key, draft_logits, target_logits, num_drafts):
   return GLSSample(drafts, target, jnp.any(drafts == target))
 
 
-def _check_pair(draft_logits, target_logits, num_drafts):
+def _check_pair(draft_logits, target_logits, num_drafts, names=("draft_logits", "target_logits")):
   draft_logits = jnp.asarray(draft_logits)
   target_logits = jnp.asarray(target_logits)
-  check_logits(target_logits, "target_logits", ndim=(1,))
-  check_logits(draft_logits, "draft_logits", ndim=(1, 2))
+  check_logits(target_logits, names[1], ndim=(1,))
+  check_logits(draft_logits, names[0], ndim=(1, 2) if names[0] == "draft_logits" else (1,))
   if draft_logits.shape[-1] != target_logits.shape[-1]:
     raise ValueError(
-        f"draft_logits and target_logits must share the alphabet: shapes {tuple(draft_logits.shape)}"
+        f"{names[0]} and {names[1]} must share the alphabet: shapes {tuple(draft_logits.shape)}"
         f" and {tuple(target_logits.shape)}"
     )
   if num_drafts is None:
@@ -285,7 +292,7 @@ def gls_sample(key: jax.Array, draft_logits: jax.Array, target_logits: jax.Array
 
 @jax.jit
 def _gumbel_coupling(key, logits_p, logits_q):
-  log_s = log_race_times(key, logits_p.shape)
+  log_s = log_race_times(key, (1,) + logits_p.shape)[0]  # row 0, as gls_sample with K = 1
   return race_argmin(log_s, logits_p), race_argmin(log_s, logits_q)
 
 
@@ -296,7 +303,7 @@ def gumbel_coupling(key: jax.Array, logits_p: jax.Array, logits_q: jax.Array):
   ``Pr[x = y] = sum_j 1 / sum_i max(q_i/q_j, p_i/p_j) >= (1-d)/(1+d)`` with
   ``d = d_TV(p, q)`` (Daliri et al.). Equals ``gls_sample`` with ``K = 1``.
   """
-  _, _, _ = _check_pair(logits_p, logits_q, 1)
+  _check_pair(logits_p, logits_q, 1, names=("logits_p", "logits_q"))
   return _gumbel_coupling(key, jnp.asarray(logits_p), jnp.asarray(logits_q))
 
 
@@ -338,15 +345,16 @@ def weighted_minhash_coupling(key: jax.Array, logits_p: jax.Array, logits_q: jax
 
   A shared stream of points ``(i_t, h_t)``, ``i_t`` uniform on the alphabet and
   ``h_t ~ U[0, 1)``; each party outputs the symbol of the first point under its
-  own histogram (``h_t < p_{i_t}``). The output is exactly ``p`` (resp. ``q``)
-  and ``Pr[x = y] = sum_i min(p_i, q_i) / sum_i max(p_i, q_i)`` (the weighted
-  Jaccard similarity; Shrivastava 2016). Never better than
-  :func:`gumbel_coupling`.
+  own histogram (``h_t < p_{i_t}``). The output is exactly ``p`` (resp. ``q``).
+  Both parties pick the *same point* with probability the weighted Jaccard
+  similarity ``J = sum_i m_i / sum_i max(p_i, q_i)``, ``m = min(p, q)``
+  (Shrivastava 2016); the symbols can also collide through different points:
+  ``Pr[x = y] = sum_i m_i (1 + |p_i - q_i|) / sum_i max(p_i, q_i) >= J``.
 
   The loop runs until both parties have accepted (an exact, jit-able
   ``while_loop`` over blocks of proposals).
   """
-  _check_pair(logits_p, logits_q, 1)
+  _check_pair(logits_p, logits_q, 1, names=("logits_p", "logits_q"))
   logits_p, logits_q = jnp.asarray(logits_p), jnp.asarray(logits_q)
   block = int(max(16, 4 * logits_p.shape[-1]))
   return _weighted_minhash(key, logits_p, logits_q, block)
@@ -377,5 +385,5 @@ def maximal_coupling(key: jax.Array, logits_p: jax.Array, logits_q: jax.Array):
   ``(q - min)+`` (disjoint supports). The reference a communication-free scheme
   cannot reach.
   """
-  _check_pair(logits_p, logits_q, 1)
+  _check_pair(logits_p, logits_q, 1, names=("logits_p", "logits_q"))
   return _maximal_coupling(key, jnp.asarray(logits_p), jnp.asarray(logits_q))

@@ -1,0 +1,20 @@
+# Copyright 2026 The lcoupling Authors.
+# SPDX-License-Identifier: Apache-2.0
+"""Runs the docstring examples of the library modules."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["lcoupling.core", "lcoupling.parallel", "lcoupling.bounds", "lcoupling.verifiers",
+           "lcoupling.compression", "lcoupling.compression.codec",
+           "lcoupling.compression.vae", "lcoupling.compression.train", "lcoupling.data"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+  module = importlib.import_module(name)
+  failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+                                    verbose=False)
+  assert failures == 0, f"{failures} of {tried} doctest examples of {name} failed"
