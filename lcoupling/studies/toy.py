@@ -1,0 +1,312 @@
+# Copyright 2026 The lcoupling Authors.
+# SPDX-License-Identifier: Apache-2.0
+"""The toy study: token-level acceptance on random pairs, and coupling vs d_TV.
+
+Two parts (sweep points):
+
+* ``{"part": "acceptance", "K": K}`` -- for ``num_pairs`` random pairs
+  ``p, q ~ Dirichlet(alpha)`` on ``alphabet_size`` symbols (the same pairs for
+  every K), Monte-Carlo acceptance of the token-level verifiers
+  (:mod:`lcoupling.verifiers`: GLS, SpecInfer, SpecTr with i.i.d. drafts from
+  ``p``), and the exact quantities of :mod:`lcoupling.bounds`: the exact GLS
+  acceptance, the list matching lemma (LML) and the optimum ``alpha*``.
+  Records: one per (K, method) with the mean over pairs, its SEM over pairs and,
+  for Monte-Carlo methods, the Monte-Carlo standard error of that mean.
+* ``{"part": "coupling"}`` -- ``num_coupling_pairs`` pairs whose Dirichlet
+  concentration sweeps a log grid (so d_TV covers (0, 1)); per pair the
+  Monte-Carlo match probability of the Gumbel and weighted-MinHash couplings, the
+  exact values, the Daliri bound ``(1 - d)/(1 + d)`` and ``1 - d``.
+
+Randomness: pair ``i`` uses ``fold_in(fold_in(key, PAIRS), i)``; Monte-Carlo
+sample ``t`` of list size ``K`` uses ``fold_in(fold_in(fold_in(key, MC), K), t)``
+then ``fold_in(., pair)`` and ``fold_in(., method)`` -- nothing depends on the
+chunking, the device count or the order of the sweep.
+
+Reproduces the toy study of Rowan et al. (2025) (acceptance of GLS, SpecInfer,
+SpecTr vs the optimum, N = 10, K = 1..20) and the coupling figure of Daliri et
+al. (arXiv:2408.07978).
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lcoupling import bounds, core, parallel, plotting, verifiers
+
+__all__ = ["validate", "run_point", "summarize", "plot", "random_pairs", "MC_METHODS",
+           "EXACT_METHODS"]
+
+#: Monte-Carlo verifiers (names of :func:`lcoupling.verifiers.get`).
+MC_METHODS = ("gls", "specinfer", "spectr")
+#: Exact quantities per (pair, K).
+EXACT_METHODS = ("gls_exact", "lml", "optimum")
+
+_PAIRS, _MC, _COUPLING_PAIRS, _COUPLING_MC = 0, 1, 2, 3
+
+
+def validate(config) -> None:
+  if config.alphabet_size < 2:
+    raise ValueError(f"config.alphabet_size must be >= 2, got {config.alphabet_size}")
+  if config.alphabet_size > 16:
+    raise ValueError("config.alphabet_size must be <= 16 (the optimum alpha* enumerates all "
+                     f"2**N subsets), got {config.alphabet_size}")
+  for field in ("num_pairs", "num_samples", "num_coupling_pairs", "coupling_samples"):
+    if config[field] < 1:
+      raise ValueError(f"config.{field} must be >= 1, got {config[field]}")
+  ks = tuple(config.num_drafts)
+  if not ks:
+    raise ValueError("config.num_drafts must list at least one list size K")
+  for k in ks:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+      raise ValueError(f"config.num_drafts must hold ints >= 1, got {k!r}")
+  unknown = set(config.methods) - set(MC_METHODS)
+  if unknown:
+    raise ValueError(f"config.methods: unknown {sorted(unknown)}; choose from {MC_METHODS}")
+  if not config.dirichlet_alpha > 0:
+    raise ValueError(f"config.dirichlet_alpha must be > 0, got {config.dirichlet_alpha}")
+  lo, hi = config.coupling_alpha_range
+  if not 0 < lo < hi:
+    raise ValueError(f"config.coupling_alpha_range must be 0 < lo < hi, got {(lo, hi)}")
+
+
+def random_pairs(key, num_pairs: int, alphabet_size: int, alpha) -> tuple[jax.Array, jax.Array]:
+  """``num_pairs`` pairs ``(p, q)`` of ``Dirichlet(alpha)`` vectors (pair ``i`` from ``fold_in(key, i)``).
+
+  ``alpha`` is a scalar or a ``[num_pairs]`` array of concentrations.
+  """
+  alpha = jnp.broadcast_to(jnp.asarray(alpha, jnp.float32), (num_pairs,))
+
+  def one(i, a):
+    kp, kq = jax.random.split(jax.random.fold_in(key, i))
+    conc = jnp.full((alphabet_size,), a)
+    return jax.random.dirichlet(kp, conc), jax.random.dirichlet(kq, conc)
+
+  return jax.vmap(one)(jnp.arange(num_pairs, dtype=jnp.uint32), alpha)
+
+
+def _logits(p):
+  return jnp.where(p > 0, jnp.log(jnp.where(p > 0, p, 1.0)), -jnp.inf)
+
+
+def _acceptance_trial(trial_key, trial, p_logits, q_logits, *, num_drafts, methods):
+  del trial
+
+  def pair(i, lp, lq):
+    k_pair = jax.random.fold_in(trial_key, i)
+    out = []
+    for m, name in enumerate(methods):
+      v = verifiers.get(name)
+      k = jax.random.fold_in(k_pair, m)
+      drafts = v.draft(k, lp, num_drafts)
+      _, accepted, _ = v.verify(k, drafts, lp, lq)
+      out.append(accepted)
+    return jnp.stack(out)
+
+  idx = jnp.arange(p_logits.shape[0], dtype=jnp.uint32)
+  return jax.vmap(pair)(idx, p_logits, q_logits)  # [pairs, methods] bool
+
+
+def _coupling_trial(trial_key, trial, p_logits, q_logits):
+  del trial
+
+  def pair(i, lp, lq):
+    k = jax.random.fold_in(trial_key, i)
+    xg, yg = core.gumbel_coupling(jax.random.fold_in(k, 0), lp, lq)
+    xm, ym = core.weighted_minhash_coupling(jax.random.fold_in(k, 1), lp, lq)
+    return jnp.stack([xg == yg, xm == ym])
+
+  idx = jnp.arange(p_logits.shape[0], dtype=jnp.uint32)
+  return jax.vmap(pair)(idx, p_logits, q_logits)  # [pairs, 2] bool
+
+
+def _count(fn, key, num_samples, chunk_size, mesh, args, progress, desc):
+  """Sums boolean per-trial outputs over trials (float64, on the host)."""
+  total = None
+  bar = parallel.progress_bar(num_samples, desc, enabled=progress)
+  for chunk in parallel.iterate_trials(fn, key, num_samples, chunk_size=chunk_size, mesh=mesh,
+                                       args=args):
+    s = chunk.sum(axis=0, dtype=np.float64)
+    total = s if total is None else total + s
+    bar.update(len(chunk))
+  bar.close()
+  return total
+
+
+def _acceptance_point(key, config, num_drafts, mesh, progress):
+  n, num_pairs, s = config.alphabet_size, config.num_pairs, config.num_samples
+  p, q = random_pairs(jax.random.fold_in(key, _PAIRS), num_pairs, n, config.dirichlet_alpha)
+  methods = tuple(config.methods)
+  fn = functools.partial(_acceptance_trial, num_drafts=num_drafts, methods=methods)
+  mc_key = jax.random.fold_in(jax.random.fold_in(key, _MC), num_drafts)
+  counts = _count(fn, mc_key, s, config.chunk_size, mesh, (_logits(p), _logits(q)), progress,
+                  f"K={num_drafts}")
+  acc = counts / s  # [pairs, methods]
+  records = []
+  for m, name in enumerate(methods):
+    a = acc[:, m]
+    records.append({
+        "part": "acceptance", "K": num_drafts, "method": name, "kind": "monte_carlo",
+        "acceptance": float(a.mean()), "acceptance_sem": _sem(a),
+        "mc_stderr": float(np.sqrt(np.sum(a * (1 - a) / s)) / num_pairs),
+        "num_pairs": num_pairs, "num_samples": s,
+    })
+  exact = {
+      "gls_exact": jax.vmap(lambda a, b: bounds.gls_acceptance_probability(a, b, num_drafts)),
+      "lml": jax.vmap(lambda a, b: bounds.list_matching_lemma(a, b, num_drafts)),
+      "optimum": jax.vmap(lambda a, b: bounds.optimal_acceptance(a, b, num_drafts)),
+  }
+  for name, f in exact.items():
+    a = np.asarray(jax.jit(f)(p, q), np.float64)
+    records.append({
+        "part": "acceptance", "K": num_drafts, "method": name,
+        "kind": "bound" if name == "lml" else "exact",
+        "acceptance": float(a.mean()), "acceptance_sem": _sem(a),
+        "num_pairs": num_pairs,
+    })
+  return records
+
+
+def _coupling_point(key, config, mesh, progress):
+  n, num_pairs, s = config.alphabet_size, config.num_coupling_pairs, config.coupling_samples
+  lo, hi = config.coupling_alpha_range
+  alpha = np.geomspace(lo, hi, num_pairs)
+  p, q = random_pairs(jax.random.fold_in(key, _COUPLING_PAIRS), num_pairs, n, alpha)
+  counts = _count(_coupling_trial, jax.random.fold_in(key, _COUPLING_MC), s, config.chunk_size,
+                  mesh, (_logits(p), _logits(q)), progress, "coupling")
+  match = counts / s
+  d = np.asarray(jax.vmap(bounds.total_variation)(p, q), np.float64)
+  g_exact = np.asarray(jax.vmap(bounds.gumbel_match_probability)(p, q), np.float64)
+  m_exact = np.asarray(jax.vmap(bounds.weighted_minhash_match_probability)(p, q), np.float64)
+  records = []
+  for i in range(num_pairs):
+    records.append({
+        "part": "coupling", "pair": i, "dirichlet_alpha": float(alpha[i]), "d_tv": d[i],
+        "gumbel": match[i, 0], "gumbel_stderr": _binomial_se(match[i, 0], s),
+        "gumbel_exact": g_exact[i],
+        "minhash": match[i, 1], "minhash_stderr": _binomial_se(match[i, 1], s),
+        "minhash_exact": m_exact[i],
+        "daliri_bound": (1 - d[i]) / (1 + d[i]), "maximal": 1 - d[i], "num_samples": s,
+    })
+  return records
+
+
+def _sem(a) -> float:
+  a = np.asarray(a, np.float64)
+  return float(a.std(ddof=1) / np.sqrt(a.size)) if a.size > 1 else 0.0
+
+
+def _binomial_se(p, n) -> float:
+  return float(np.sqrt(p * (1 - p) / n))
+
+
+def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
+  mesh = parallel.trial_mesh() if mesh is None else mesh
+  if point["part"] == "acceptance":
+    return _acceptance_point(key, config, int(point["K"]), mesh, progress)
+  if point["part"] == "coupling":
+    return _coupling_point(key, config, mesh, progress)
+  raise ValueError(f"unknown toy sweep point {point!r}")
+
+
+def summarize(config, point_records) -> list[dict]:
+  del config
+  return [r for recs in point_records for r in recs]
+
+
+# --------------------------------------------------------------------------
+# Figures (from results.json only).
+# --------------------------------------------------------------------------
+
+_STYLE = {
+    "optimum": dict(color="k", ls="-", label=r"optimum $\alpha^*$"),
+    "gls_exact": dict(color="C0", ls="-", label="GLS (exact)"),
+    "lml": dict(color="C0", ls="--", label="list matching lemma"),
+    "gls": dict(color="C0", marker="o", ls="none", label="GLS (Monte-Carlo)"),
+    "specinfer": dict(color="C1", marker="s", ls=":", label="SpecInfer (Monte-Carlo)"),
+    "spectr": dict(color="C2", marker="^", ls=":", label="SpecTr (Monte-Carlo)"),
+}
+
+
+def _series(records, method):
+  rows = sorted((r for r in records if r.get("part") == "acceptance" and r["method"] == method),
+                key=lambda r: r["K"])
+  k = np.array([r["K"] for r in rows])
+  y = np.array([r["acceptance"] for r in rows], dtype=float)
+  e = np.array([r.get("mc_stderr") or 0.0 for r in rows], dtype=float)
+  return k, y, e
+
+
+def plot(results, figdir) -> list[pathlib.Path]:
+  plt = plotting.pyplot()
+  figdir = pathlib.Path(figdir)
+  records = results["records"]
+  cfg = results["meta"]["config"]
+  written = []
+  if any(r.get("part") == "acceptance" for r in records):
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for method, style in _STYLE.items():
+      k, y, e = _series(records, method)
+      if k.size == 0:
+        continue
+      if style.get("marker"):
+        ax.errorbar(k, y, yerr=2 * e, capsize=2, ms=4, **style)
+      else:
+        ax.plot(k, y, **style)
+    ax.set(xlabel="number of drafts K", ylabel="acceptance probability",
+           title=f"{cfg['num_pairs']} random pairs, N = {cfg['alphabet_size']}")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    k, exact, _ = _series(records, "gls_exact")
+    k2, lml, _ = _series(records, "lml")
+    k3, mc, mc_e = _series(records, "gls")
+    if k.size and np.array_equal(k, k2):
+      ax2.plot(k, exact - lml, "C0-", label="exact GLS - LML")
+      if np.array_equal(k, k3):
+        ax2.errorbar(k, mc - lml, yerr=2 * mc_e, fmt="o", color="C0", ms=4, capsize=2,
+                     label="Monte-Carlo GLS - LML")
+      ax2.axhline(0, color="k", lw=0.5)
+      ax2.set(xlabel="number of drafts K", ylabel="acceptance gap",
+              title="how far the LML is below the exact acceptance")
+      ax2.legend(fontsize=8)
+      ax2.grid(alpha=0.3)
+    written += plotting.save(fig, figdir / "toy_acceptance")
+  rows = [r for r in records if r.get("part") == "coupling"]
+  if rows:
+    rows.sort(key=lambda r: r["d_tv"])
+    d = np.array([r["d_tv"] for r in rows], dtype=float)
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    ax.errorbar(d, [r["gumbel"] for r in rows], yerr=[2 * r["gumbel_stderr"] for r in rows],
+                fmt="o", ms=3, color="C0", label="Gumbel (Monte-Carlo)")
+    ax.plot(d, [r["gumbel_exact"] for r in rows], "x", color="C0", ms=5, label="Gumbel (exact)")
+    ax.errorbar(d, [r["minhash"] for r in rows], yerr=[2 * r["minhash_stderr"] for r in rows],
+                fmt="s", ms=3, color="C1", label="weighted MinHash (Monte-Carlo)")
+    ax.plot(d, [r["minhash_exact"] for r in rows], "x", color="C1", ms=5,
+            label="weighted MinHash (exact)")
+    grid = np.linspace(0, 1, 101)
+    ax.plot(grid, (1 - grid) / (1 + grid), "k--", label=r"$(1-d)/(1+d)$")
+    ax.plot(grid, 1 - grid, "k:", label=r"$1-d$ (maximal coupling)")
+    ax.set(xlabel=r"$d_{TV}(p, q)$", ylabel="Pr[x = y]",
+           title=f"coupling without communication, N = {cfg['alphabet_size']}")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    written += plotting.save(fig, figdir / "coupling_vs_dtv")
+  return written
+
+
+def markdown_table(results, ks=(1, 2, 4, 8, 16, 20)) -> str:
+  """A markdown table of mean acceptance per K and method."""
+  records = [r for r in results["records"] if r.get("part") == "acceptance"]
+  methods = [m for m in ("gls", "gls_exact", "lml", "specinfer", "spectr", "optimum")
+             if any(r["method"] == m for r in records)]
+  present = sorted({r["K"] for r in records})
+  ks = [k for k in ks if k in present] or present
+  val = {(r["K"], r["method"]): r["acceptance"] for r in records}
+  lines = ["| K | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+  for k in ks:
+    lines.append(f"| {k} | " + " | ".join(f"{val[(k, m)]:.3f}" for m in methods) + " |")
+  return "\n".join(lines)
