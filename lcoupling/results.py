@@ -47,6 +47,7 @@ __all__ = [
     "SCHEMA",
     "to_jsonable",
     "dumps",
+    "atomic_write_bytes",
     "atomic_write_text",
     "atomic_write_json",
     "append_jsonl",
@@ -86,14 +87,15 @@ def dumps(obj: Any, **kw) -> str:
   return json.dumps(to_jsonable(obj), allow_nan=False, **kw)
 
 
-def atomic_write_text(path: os.PathLike, text: str) -> None:
-  """Writes ``text`` to ``path`` atomically (temp file + fsync + os.replace)."""
+def atomic_write_bytes(path: os.PathLike, data: bytes) -> None:
+  """Writes ``data`` to ``path`` atomically (temp file + fsync + os.replace)."""
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
   try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write(text)
+    os.fchmod(fd, 0o644)
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -101,6 +103,11 @@ def atomic_write_text(path: os.PathLike, text: str) -> None:
     if os.path.exists(tmp):
       os.unlink(tmp)
     raise
+
+
+def atomic_write_text(path: os.PathLike, text: str) -> None:
+  """Writes ``text`` (UTF-8) to ``path`` atomically."""
+  atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: os.PathLike, obj: Any) -> None:
