@@ -12,7 +12,7 @@ Gumbel and weighted-MinHash couplings.
 Commands (expected wall time on the 2-core CPU):
 
   python -m experiments.run --config configs/toy.py:quick --workdir runs/toy_quick   # < 1 min
-  python -m experiments.run --config configs/toy.py --workdir runs/toy               # ~ 10 min
+  python -m experiments.run --config configs/toy.py --workdir runs/toy               # ~ 10-15 min
 
 Figures: ``figures/toy_acceptance.{png,pdf}`` and ``figures/coupling_vs_dtv.{png,pdf}``.
 """

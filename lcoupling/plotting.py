@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import pathlib
 
-__all__ = ["pyplot", "save"]
+__all__ = ["pyplot", "save", "integer_locator"]
 
 
 def pyplot():
@@ -51,3 +51,10 @@ def save(fig, stem: os.PathLike, *, formats=("png", "pdf"), dpi: int = 150,
 
     plt.close(fig)
   return paths
+
+
+def integer_locator():
+  """A tick locator that puts ticks on integers only (list sizes, rates)."""
+  from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
+
+  return MaxNLocator(integer=True)

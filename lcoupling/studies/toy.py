@@ -261,6 +261,8 @@ def plot(results, figdir) -> list[pathlib.Path]:
            title=f"{cfg['num_pairs']} random pairs, N = {cfg['alphabet_size']}")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    for a in (ax, ax2):
+      a.xaxis.set_major_locator(plotting.integer_locator())
     k, exact, _ = _series(records, "gls_exact")
     k2, lml, _ = _series(records, "lml")
     k3, mc, mc_e = _series(records, "gls")
