@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -30,6 +30,7 @@ _MAX_POINTS = flags.DEFINE_integer("max_points", None, "Stop after this many new
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.WARNING)  # orbax/jax INFO lines would drown the progress bars
   import jax  # noqa: PLC0415
   from lcoupling import runner  # noqa: PLC0415
 

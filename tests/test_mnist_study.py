@@ -1,0 +1,306 @@
+# Copyright 2026 The lcoupling Authors.
+# SPDX-License-Identifier: Apache-2.0
+"""Tests of the MNIST compression study (configs/mnist.py, notes §5.2) and its codec demo."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from lcoupling import data as data_lib
+from lcoupling import runner
+from lcoupling.compression import codec as C
+from lcoupling.compression import vae
+from lcoupling.studies import mnist as M
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+DATA_DIR = REPO / "data"
+
+#: The reduced end-to-end run (a small slice of the real data): ~1 min on 2 cores.
+E2E_OVERRIDES = {
+    "num_train_images": 4000, "train.epochs": 1, "num_test_images": 300, "betas": (0.15,),
+    "num_codewords_grid": (128,), "num_bins": (4, 16), "num_repeats": 2, "chunk_size": 150,
+    "data_dir": str(DATA_DIR),
+}
+
+
+def _config_module():
+  spec = importlib.util.spec_from_file_location("mnist_config", REPO / "configs" / "mnist.py")
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod
+
+
+def _have_data() -> bool:
+  try:
+    data_lib.load_mnist(DATA_DIR, "test[:1]")
+    return True
+  except data_lib.DataFileError:
+    return False
+
+
+needs_data = pytest.mark.skipif(not _have_data(), reason="MNIST not found: run `make data`")
+
+
+def _tiny_model(crop_size=7, seed=0):
+  return vae.SourceCoder(crop_size=crop_size, channels=8, hidden=16, side_features=8, side_hidden=8,
+                         estimator_hidden=8, rngs=nnx.Rngs(seed))
+
+
+# --------------------------------------------------------------------------
+# Config and validation.
+# --------------------------------------------------------------------------
+
+
+def test_config_variants_and_sweep():
+  mod = _config_module()
+  full = mod.get_config()
+  assert tuple(full.betas) == (0.15, 0.35, 0.55, 0.75, 0.95)
+  assert tuple(full.num_codewords_grid) == tuple(2**e for e in range(7, 13))
+  assert tuple(full.num_bins) == (4, 8, 16, 32, 64) and full.num_decoders == 4
+  assert full.num_repeats == 5 and full.num_test_images == 0 and full.num_train_images == 0
+  assert full.crop_size == 14 and full.train.epochs == 30 and full.train.batch_size == 64
+  assert full.train.learning_rate == 1e-3 and (full.train.b1, full.train.b2) == (0.9, 0.99)
+  assert full.train.widths.channels == 128 and full.train.widths.latent_dim == 4
+  assert (full.fixed_num_codewords, full.fixed_beta) == (128, 0.15)
+  assert mod.get_sweep(full) == [{"beta": b} for b in (0.15, 0.35, 0.55, 0.75, 0.95)]
+  M.validate(full)
+  quick = mod.get_config("quick")
+  M.validate(quick)
+  assert len(quick.betas) == 2 and quick.train.widths.channels < full.train.widths.channels
+  assert quick.num_test_images == 500
+  with pytest.raises(ValueError, match="unknown variant"):
+    mod.get_config("bogus")
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("num_bins", (4, 6), "config.num_bins"),
+    ("num_codewords_grid", (256, 512), "config.fixed_num_codewords"),
+    ("betas", (0.35,), "config.fixed_beta"),
+    ("betas", (), "config.betas"),
+    ("crop_size", 15, "config.crop_size"),
+    ("num_decoders", 0, "config.num_decoders"),
+    ("example_num_bins", 128, "config.example_num_bins"),
+    ("data_source", "web", "config.data_source"),
+    ("num_test_images", -1, "config.num_test_images"),
+    ("train.epochs", 0, "config.train.epochs"),
+    ("train.widths.channels", 30, "config.train.widths.channels"),
+])
+def test_validate_errors(field, value, match):
+  c = _config_module().get_config("quick")
+  node, *rest = field.split(".")
+  if rest:
+    target = c[node]
+    for part in rest[:-1]:
+      target = target[part]
+    target[rest[-1]] = value
+  else:
+    c[field] = value
+  with pytest.raises(ValueError, match=match):
+    M.validate(c)
+
+
+# --------------------------------------------------------------------------
+# Log weights and the blocked trial vs the codec.
+# --------------------------------------------------------------------------
+
+
+def test_estimator_log_weights_match_log_density_ratio():
+  model = _tiny_model()
+  u = M.latent_prior(jax.random.key(1), 50)
+  t = jax.random.uniform(jax.random.key(2), (7, 7), minval=-1, maxval=1)
+  got = M.estimator_log_weights(model.estimator, u, t)
+  ref = vae.log_density_ratio(model, u, jnp.broadcast_to(t, (50, 7, 7)))
+  np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-5, atol=1e-5)
+  # The encoder's weights are log N(u; mu, e^l) - log N(u; 0, I) (closed form).
+  post = jnp.stack([jnp.full(4, 0.5), jnp.full(4, -1.0)])
+  w = np.asarray(M.encoder_log_weights(u, post))
+  uu = np.asarray(u, np.float64)
+  ref = (-0.5 * (((uu - 0.5) ** 2) / math.exp(-1.0) - 1.0).sum(1) + 0.5 * (uu ** 2).sum(1))
+  np.testing.assert_allclose(w, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_trial_indices_equal_codec_per_cell():
+  """The blocked trial == the codec run separately for every (scheme, K', rate, decoder)."""
+  model = _tiny_model()
+  n, k_max, max_bins, rates = 96, 2, 16, (4, 16)
+  image = jnp.asarray(np.random.default_rng(0).integers(0, 256, (28, 28)), jnp.uint8)
+  tkey = M.trial_key(jax.random.key(5), 0, 3)
+  r = M.trial_indices(tkey, image, model, num_codewords=n, num_decoders=k_max, max_bins=max_bins,
+                      rates=rates, crop_size=7, capacity=C.bin_capacity(n, max_bins))
+  _, crops, post = M.trial_inputs(tkey, image, model, num_decoders=k_max, crop_size=7)
+  seed = jax.random.fold_in(tkey, M.CODEC_SEED)
+  dec_fn = M.DecoderLogWeight(model.estimator)
+  checked = 0
+  for scheme in C.SCHEMES:
+    for kp in range(1, k_max + 1):
+      spec = M.codec_spec(n, kp, max_bins, scheme)
+      np.testing.assert_array_equal(C.shared_randomness(seed, spec).codebook, r["codebook"])
+      y, label = C.encoder_index(seed, spec, M.encoder_log_weights, post)
+      want_y = r["gls_enc"][kp - 1] if scheme == "gls" else r["bl_enc"]
+      assert int(y) == int(want_y), (scheme, kp)
+      for ri, lm in enumerate(rates):
+        for k in range(kp):
+          x = C.decoder_index(seed, spec, label, dec_fn, crops[k], num_bins=lm, decoder=k)
+          want = r["gls_dec"][kp - 1, ri, k] if scheme == "gls" else r["bl_dec"][ri, k]
+          assert int(x) == int(want), (scheme, kp, lm, k)
+          checked += 1
+  assert checked == 2 * 2 * (1 + 2)
+  # K' = 1: GLS and baseline are the same scheme.
+  np.testing.assert_array_equal(r["gls_dec"][0, :, 0], r["bl_dec"][:, 0])
+
+
+def test_cell_metrics_definitions():
+  """best / mean / first / match of one trial against a direct NumPy computation."""
+  model = _tiny_model(seed=3)
+  n, k_max, rates = 64, 3, (4, 16)
+  image = jnp.asarray(np.random.default_rng(1).integers(0, 256, (28, 28)), jnp.uint8)
+  graphdef, state = nnx.split(model)
+  out = M.trial_outputs(M.trial_key(jax.random.key(0), 0, 0), jnp.uint32(0), state, image[None],
+                        graphdef=graphdef, grid=(n,), capacities=(n,), num_decoders=k_max,
+                        max_bins=16, rates=rates, crop_size=7)
+  r = M.trial_indices(M.trial_key(jax.random.key(0), 0, 0), image, model, num_codewords=n,
+                      num_decoders=k_max, max_bins=16, rates=rates, crop_size=7, capacity=n)
+  src = np.asarray(r["source"])
+
+  def mse(idx, k):
+    rec = vae.reconstruct(model, r["codebook"][idx][None], r["crops"][k][None])
+    return float(((np.asarray(rec)[0] - src) ** 2).mean())
+
+  for kp in range(1, k_max + 1):
+    for ri in range(len(rates)):
+      g = [mse(r["gls_dec"][kp - 1, ri, k], k) for k in range(kp)]
+      b = [mse(r["bl_dec"][ri, k], k) for k in range(kp)]
+      for si, v in enumerate((g, b)):
+        np.testing.assert_allclose(out["mse_best"][0, si, kp - 1, ri], min(v), rtol=1e-5)
+        np.testing.assert_allclose(out["mse_mean"][0, si, kp - 1, ri], np.mean(v), rtol=1e-5)
+        np.testing.assert_allclose(out["mse_first"][0, si, kp - 1, ri], v[0], rtol=1e-5)
+      gm = any(int(r["gls_dec"][kp - 1, ri, k]) == int(r["gls_enc"][kp - 1]) for k in range(kp))
+      bm = any(int(r["bl_dec"][ri, k]) == int(r["bl_enc"]) for k in range(kp))
+      assert bool(out["match_prob"][0, 0, kp - 1, ri]) == gm
+      assert bool(out["match_prob"][0, 1, kp - 1, ri]) == bm
+
+
+def test_summarize_selection_and_fixed_slice():
+  c = _config_module().get_config("quick")  # betas (0.15, 0.55), N (128, 512)
+  points = []
+  for beta in (0.15, 0.55):
+    recs = []
+    for n in (128, 512):
+      for scheme in ("gls", "baseline"):
+        for k in (1, 2):
+          base = 0.1 + 0.01 * k + (0.02 if beta == 0.15 else 0.0) - (0.005 if n == 512 else 0.0)
+          recs.append({"kind": "cell", "beta": beta, "N": n, "scheme": scheme, "K": k, "L_max": 4,
+                       "rate_bits": 2.0, "num_test_images": 10, "num_repeats": 2,
+                       "mse_best_repeats": [base - 0.001, base + 0.001],
+                       "mse_mean_repeats": [base, base], "mse_first_repeats": [base, base],
+                       "match_prob_repeats": [0.5, 0.7]})
+    recs.append({"kind": "training", "beta": beta, "epoch": [1], "loss": [1.0]})
+    points.append(recs)
+  out = M.summarize(c, points)
+  cells = [r for r in out if r["kind"] == "cell"]
+  assert len(cells) == 16 and sum(r["kind"] == "training" for r in out) == 2
+  sel = [r for r in cells if r["selected"]]
+  assert len(sel) == 4 and all(r["N"] == 512 and r["beta"] == 0.55 for r in sel)
+  fixed = [r for r in cells if r["fixed_slice"]]
+  assert len(fixed) == 4 and all(r["N"] == 128 and r["beta"] == 0.15 for r in fixed)
+  r0 = cells[0]
+  assert r0["mse_best_sem"] == pytest.approx(0.001) and r0["match_prob"] == pytest.approx(0.6)
+  assert r0["match_prob_sem"] == pytest.approx(0.1)
+  assert "paper_mse_k1" in r0 and r0["paper_mse_k1"] == M.PAPER_MSE_K1[4]
+  table = M.markdown_table({"records": out})
+  assert "GLS K=2" in table and "(N=512, β=0.55)" in table
+  assert "±" in M.markdown_table({"records": out}, "mse_best", "fixed")
+
+
+# --------------------------------------------------------------------------
+# End to end (a reduced :quick run on a slice of the real data) + codec demo.
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory):
+  if not _have_data():
+    pytest.skip("MNIST not found: run `make data`")
+  tmp = tmp_path_factory.mktemp("mnist_e2e")
+  overrides = dict(E2E_OVERRIDES, checkpoint_dir=str(tmp / "ckpt"))
+  exp = runner.load_experiment(str(REPO / "configs" / "mnist.py") + ":quick", overrides)
+  res = runner.run(exp, tmp / "run", progress=False)
+  return exp, res, tmp
+
+
+@needs_data
+def test_end_to_end_quick_gls_vs_baseline(e2e):
+  exp, res, tmp = e2e
+  assert res["meta"]["complete"]
+  cells = [r for r in res["records"] if r["kind"] == "cell"]
+  assert len(cells) == 1 * 1 * 2 * 4 * 2  # beta x N x scheme x K x L_max
+  for r in cells:
+    for f in ("scheme", "K", "L_max", "rate_bits", "N", "beta", "mse_best", "mse_mean", "mse_first",
+              "match_prob", "selected", "mse_best_sem", "match_prob_sem"):
+      assert f in r, f
+    assert 0.0 < r["mse_best"] <= r["mse_mean"] + 1e-12 <= 4.0 and 0.0 <= r["match_prob"] <= 1.0
+  cell = {(r["scheme"], r["K"], r["L_max"]): r for r in cells}
+  # K = 1: GLS and the baseline are the same scheme (same key): identical numbers.
+  for lm in (4, 16):
+    g, b = cell["gls", 1, lm], cell["baseline", 1, lm]
+    for f in ("mse_best", "mse_mean", "mse_first", "match_prob", "mse_best_sem"):
+      assert g[f] == b[f], (lm, f)
+  # K = 4 at the lowest rate: GLS's best-of-K MSE is below the baseline's (both repeats).
+  g, b = cell["gls", 4, 4], cell["baseline", 4, 4]
+  assert g["mse_best"] < b["mse_best"], (g["mse_best"], b["mse_best"])
+  assert g["match_prob"] > b["match_prob"]
+  # Decoder 1 alone is the same decoder in both schemes only for K = 1; best <= first always.
+  assert all(r["mse_best"] <= r["mse_first"] + 1e-12 for r in cells)
+  kinds = {r["kind"] for r in res["records"]}
+  assert kinds == {"cell", "training", "examples"}
+  ex = next(r for r in res["records"] if r["kind"] == "examples")
+  assert len(ex["examples"]) == 6
+  e0 = ex["examples"][0]
+  assert M.decode_hex(e0["image"], (28, 28)).shape == (28, 28)
+  assert M.decode_hex(e0["gls"]["recon"], tuple(ex["recon_shape"])).shape == (4, 28, 14)
+  figs = sorted(p.name for p in (tmp / "run" / "figures").glob("*.png"))
+  assert figs == ["mnist_examples.png", "mnist_rd.png", "mnist_rd_decoders.png", "mnist_training.png"]
+  assert "GLS K=4" in M.markdown_table(res)
+
+
+@needs_data
+def test_codec_demo_cli_round_trip(e2e):
+  exp, res, tmp = e2e
+  out = tmp / "demo"
+  args = [sys.executable, "-m", "experiments.mnist_codec",
+          f"--config={REPO / 'configs' / 'mnist.py'}:quick", f"--out_dir={out}",
+          "--num_bins=16", "--num_decoders=4", "--image_index=0"]
+  for k, v in dict(E2E_OVERRIDES, checkpoint_dir=str(tmp / "ckpt")).items():
+    if isinstance(v, tuple):
+      v = "(" + ",".join(str(x) for x in v) + ",)"
+    args.append(f"--config.{k}={v}")
+  env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+  proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  msg = (out / "message.bin").read_bytes()
+  assert len(msg) == C.message_length(1, 16) == 1  # 4 bits, one byte
+  assert (out / "codec_demo.png").stat().st_size > 1000
+  s = json.loads((out / "summary.json").read_text())
+  assert len(s["message_bits"]) == 4 and int(s["message_bits"], 2) == C.unpack_labels(msg, 16, 1)[0]
+  # The demo reproduces the study's trial (repeat 0, image 0) at that cell exactly.
+  config = exp.config
+  model, _ = M.load_model(config, 0.15)
+  images, _ = data_lib.load_mnist(DATA_DIR, "test[:1]")
+  r = M.trial_indices(M.trial_key(jax.random.key(config.seed), 0, 0), jnp.asarray(images[0]), model,
+                      num_codewords=128, num_decoders=4, max_bins=16, rates=(16,), crop_size=14,
+                      capacity=128)
+  assert s["encoder_index"] == int(r["gls_enc"][3])
+  assert s["decoder_index"] == [int(v) for v in r["gls_dec"][3, 0]]
+  assert s["match"] == [int(v) == int(r["gls_enc"][3]) for v in r["gls_dec"][3, 0]]
