@@ -540,18 +540,22 @@ def _fmt(mean, sem, digits=2):
 def markdown_table(results, field: str = "distortion_db") -> str:
   """Markdown table of ``field`` (default the paper's distortion, dB) per L_max.
 
-  Columns: the paper's K = 1 anchor, then GLS and baseline for every K.
+  Columns: the paper's K = 1 anchor (for ``distortion_db`` only), then GLS
+  and baseline for every K.
   """
   recs = _records(results)
   ks = sorted({r["K"] for r in recs})
   rates = sorted({r["L_max"] for r in recs})
   cell = {(r["scheme"], r["K"], r["L_max"]): r for r in recs}
-  head = ["L_max", "bits", "paper K=1"] + [f"{'GLS' if s == 'gls' else 'BL'} K={k}"
-                                           for k in ks for s in SCHEME_NAMES]
+  anchor = field == "distortion_db"
+  head = ["L_max", "bits"] + (["paper K=1"] if anchor else []) + [
+      f"{'GLS' if s == 'gls' else 'BL'} K={k}" for k in ks for s in SCHEME_NAMES]
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   digits = 3 if field.startswith("match") or field == "error_bound" else 2
   for lm in rates:
-    row = [str(lm), f"{math.log2(lm):g}", f"{ANCHOR_DB[lm]:.2f}" if lm in ANCHOR_DB else "–"]
+    row = [str(lm), f"{math.log2(lm):g}"]
+    if anchor:
+      row.append(f"{ANCHOR_DB[lm]:.2f}" if lm in ANCHOR_DB else "–")
     for k in ks:
       for s in SCHEME_NAMES:
         r = cell.get((s, k, lm))
