@@ -167,3 +167,23 @@ def test_toy_results_identical_on_1_and_8_devices(tmp_path):
     assert res["meta"]["devices"]["local_device_count"] == n
     recs.append(res["records"])
   assert recs[0] == recs[1]
+
+
+def test_multi_process_split_points(tmp_path, monkeypatch):
+  """Process i of P computes points i, i+P, ...; process 0 writes the summary."""
+  import jax
+  from jax.experimental import multihost_utils
+
+  full = runner.run(_load(), tmp_path / "single", progress=False, figures=False)
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  monkeypatch.setattr(multihost_utils, "sync_global_devices", lambda name: None)
+  w = tmp_path / "multi"
+  monkeypatch.setattr(jax, "process_index", lambda: 1)
+  assert runner.run(_load(), w, progress=False, figures=False) == {}
+  entries = [json.loads(l) for l in (w / "results.jsonl").read_text().splitlines()]
+  assert sorted(e["point"]["x"] for e in entries) == [1, 3]
+  assert {e["process"] for e in entries} == {1}
+  monkeypatch.setattr(jax, "process_index", lambda: 0)
+  res = runner.run(_load(), w, progress=False, figures=False)
+  assert res["meta"]["complete"]
+  assert res["records"] == full["records"]
