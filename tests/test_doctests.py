@@ -9,7 +9,8 @@ import pytest
 
 MODULES = ["lcoupling.core", "lcoupling.parallel", "lcoupling.bounds", "lcoupling.verifiers",
            "lcoupling.compression", "lcoupling.compression.codec",
-           "lcoupling.compression.vae", "lcoupling.compression.train", "lcoupling.data"]
+           "lcoupling.compression.vae", "lcoupling.compression.train", "lcoupling.data",
+           "lcoupling.studies.common"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -56,6 +56,7 @@ import numpy as np
 
 from lcoupling import core, parallel
 from lcoupling.compression import codec
+from lcoupling.studies import common
 
 __all__ = [
     "ANCHOR_DB",
@@ -439,8 +440,7 @@ def summarize(config, point_records):
     rec = {"scheme": scheme, "K": k, "L_max": lm, "rate_bits": math.log2(lm)}
     for f in _MEASURED:
       v = np.array([r[f] for r in rs], np.float64)
-      rec[f] = float(v.mean())
-      rec[f + "_sem"] = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else None
+      rec[f], rec[f + "_sem"] = common.mean_sem(v)
     chosen = [r["sigma2_w_given_a"] for r in rs]
     mode = Counter(chosen).most_common()
     best = max(c for _, c in mode)
@@ -531,12 +531,6 @@ def plot(results, figdir):
   return paths
 
 
-def _fmt(mean, sem, digits=2):
-  if mean is None:
-    return "–"
-  return f"{mean:.{digits}f}" + ("" if sem is None else f" ± {sem:.{digits}f}")
-
-
 def markdown_table(results, field: str = "distortion_db") -> str:
   """Markdown table of ``field`` (default the paper's distortion, dB) per L_max.
 
@@ -559,7 +553,8 @@ def markdown_table(results, field: str = "distortion_db") -> str:
     for k in ks:
       for s in SCHEME_NAMES:
         r = cell.get((s, k, lm))
-        row.append("–" if r is None else _fmt(r.get(field), r.get(field + "_sem"), digits))
+        row.append("–" if r is None
+                   else common.fmt_mean_sem(r.get(field), r.get(field + "_sem"), digits))
     lines.append("| " + " | ".join(row) + " |")
   return "\n".join(lines)
 

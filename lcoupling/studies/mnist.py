@@ -78,6 +78,7 @@ from lcoupling import data as data_lib
 from lcoupling.compression import codec
 from lcoupling.compression import train as train_lib
 from lcoupling.compression import vae as vae_lib
+from lcoupling.studies import common
 
 __all__ = [
     "PAPER_MSE_K1",
@@ -659,8 +660,7 @@ def summarize(config, point_records):
     rec = {k: r[k] for k in ("kind", "scheme", "K", "L_max", "rate_bits", "N", "beta")}
     for f in _METRICS:
       v = np.asarray(r[f + "_repeats"], np.float64)
-      rec[f] = float(v.mean())
-      rec[f + "_sem"] = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else None
+      rec[f], rec[f + "_sem"] = common.mean_sem(v)
     rec["num_repeats"] = r["num_repeats"]
     rec["num_test_images"] = r["num_test_images"]
     rec["fixed_slice"] = bool(r["N"] == config.fixed_num_codewords
@@ -857,12 +857,6 @@ def _plot_examples(plt, ex, figdir):
   return paths
 
 
-def _fmt(mean, sem, digits=4):
-  if mean is None:
-    return "–"
-  return f"{mean:.{digits}f}" + ("" if sem is None else f" ± {sem:.{digits}f}")
-
-
 def markdown_table(results, field: str = "mse_best", which: str = "selected") -> str:
   """Markdown table of ``field`` per ``L_max`` (rows) and scheme × K (columns).
 
@@ -887,7 +881,7 @@ def markdown_table(results, field: str = "mse_best", which: str = "selected") ->
         if r is None:
           row.append("–")
           continue
-        txt = _fmt(r.get(field), r.get(field + "_sem"), digits)
+        txt = common.fmt_mean_sem(r.get(field), r.get(field + "_sem"), digits)
         if which == "selected":
           txt += f" (N={r['N']}, β={r['beta']:g})"
         row.append(txt)

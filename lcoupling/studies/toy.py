@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lcoupling import bounds, core, parallel, plotting, verifiers
+from lcoupling.studies import common
 
 __all__ = ["validate", "run_point", "summarize", "plot", "random_pairs", "MC_METHODS",
            "EXACT_METHODS"]
@@ -151,7 +152,7 @@ def _acceptance_point(key, config, num_drafts, mesh, progress):
     a = acc[:, m]
     records.append({
         "part": "acceptance", "K": num_drafts, "method": name, "kind": "monte_carlo",
-        "acceptance": float(a.mean()), "acceptance_sem": _sem(a),
+        "acceptance": float(a.mean()), "acceptance_sem": common.mean_sem(a)[1],
         "mc_stderr": float(np.sqrt(np.sum(a * (1 - a) / s)) / num_pairs),
         "num_pairs": num_pairs, "num_samples": s,
     })
@@ -165,7 +166,7 @@ def _acceptance_point(key, config, num_drafts, mesh, progress):
     records.append({
         "part": "acceptance", "K": num_drafts, "method": name,
         "kind": "bound" if name == "lml" else "exact",
-        "acceptance": float(a.mean()), "acceptance_sem": _sem(a),
+        "acceptance": float(a.mean()), "acceptance_sem": common.mean_sem(a)[1],
         "num_pairs": num_pairs,
     })
   return records
@@ -193,11 +194,6 @@ def _coupling_point(key, config, mesh, progress):
         "daliri_bound": (1 - d[i]) / (1 + d[i]), "maximal": 1 - d[i], "num_samples": s,
     })
   return records
-
-
-def _sem(a) -> float:
-  a = np.asarray(a, np.float64)
-  return float(a.std(ddof=1) / np.sqrt(a.size)) if a.size > 1 else 0.0
 
 
 def _binomial_se(p, n) -> float:
