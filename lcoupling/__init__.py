@@ -9,6 +9,10 @@ Public API (all functions are pure and key-first)::
     lcoupling.gumbel_coupling / weighted_minhash_coupling / maximal_coupling
     lcoupling.bounds       # acceptance bounds and exact probabilities
     lcoupling.verifiers    # token-level multi-draft verifiers
+    lcoupling.compression  # GLS / baseline codecs with K decoders (+ .vae, .train)
+    lcoupling.data         # offline MNIST through tfds.data_source
+    lcoupling.runner       # config-driven, resumable experiment runner
+    lcoupling.studies      # the toy, Gaussian and MNIST studies
 """
 
 from lcoupling.core import (
