@@ -14,7 +14,7 @@ information, and the error-probability bound.
 Commands (2-core CPU; see benchmarks/gaussian.py for the throughput):
 
   python -m experiments.run --config configs/gaussian.py:quick --workdir runs/gaussian_quick  # ~1-2 min (30k trials)
-  python -m experiments.run --config configs/gaussian.py --workdir runs/gaussian              # ~0.5-1.2 h (threefry; 1.7-3.8 ms/trial)
+  python -m experiments.run --config configs/gaussian.py --workdir runs/gaussian              # 50 min measured (3026 s)
   python -m lcoupling.studies.gaussian runs/gaussian        # the markdown table
 
 Figures: ``figures/gaussian_matching.{png,pdf}`` (matching probability vs rate:
