@@ -126,9 +126,9 @@ def run_codec(config, out_dir, *, mode="demo", message_path=None, beta=None, ima
 
 
 def _draw(path, image, recons, offs, crop, match, mse, s):
-  import matplotlib  # noqa: PLC0415
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # noqa: PLC0415
+  from lcoupling import plotting  # noqa: PLC0415
+
+  plt = plotting.pyplot()
   from matplotlib.patches import Rectangle  # noqa: PLC0415
 
   k = len(recons)
@@ -158,8 +158,8 @@ def _draw(path, image, recons, offs, crop, match, mse, s):
   fig.suptitle(f"test image {s['image_index']}: message '{s['message_bits']}' ({s['bits']} bits), "
                f"{s['scheme']}, N={s['N']}, β={s['beta']:g}", fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=150)
-  plt.close(fig)
+  path = pathlib.Path(path)
+  plotting.save(fig, path.with_suffix(""), formats=(path.suffix.lstrip(".") or "png",))
 
 
 def main(argv):

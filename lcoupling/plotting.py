@@ -35,10 +35,12 @@ def _in_notebook() -> bool:
 
 def save(fig, stem: os.PathLike, *, formats=("png", "pdf"), dpi: int = 150,
          close: bool = True) -> list[pathlib.Path]:
-  """Saves ``fig`` as ``stem.png`` and ``stem.pdf`` (atomically); returns the paths."""
+  """Saves ``fig`` as ``stem.png`` and ``stem.pdf`` (atomically); returns the paths.
+
+  The caller lays the figure out (e.g. ``fig.tight_layout()``) before saving.
+  """
   stem = pathlib.Path(stem)
   stem.parent.mkdir(parents=True, exist_ok=True)
-  fig.tight_layout()
   paths = []
   for fmt in formats:
     path = stem.with_suffix(f".{fmt}")

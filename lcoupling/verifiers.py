@@ -275,12 +275,16 @@ def _gls_strong_draft(key, draft_logits, num_drafts=None):
   return _race_drafts(key, draft_logits, num_drafts)
 
 
-def _daliri_draft(key, draft_logits, num_drafts=None):
+def _single_draft(name, key, draft_logits, num_drafts=None):
+  """``draft`` of the single-draft schemes (``sps``, ``daliri``): K must be 1."""
   if num_drafts is None and jnp.ndim(draft_logits) == 1:
     num_drafts = 1
-  draft_logits, num_drafts = _check_draft_args("daliri", draft_logits, num_drafts)
-  _check_single("daliri", num_drafts)
+  draft_logits, num_drafts = _check_draft_args(name, draft_logits, num_drafts)
+  _check_single(name, num_drafts)
   return _race_drafts(key, draft_logits, 1)
+
+
+_daliri_draft = functools.partial(_single_draft, "daliri")
 
 
 def _daliri_verify(key, drafts, draft_logits, target_logits):
@@ -332,12 +336,7 @@ def _specinfer_verify_public(key, drafts, draft_logits, target_logits):
   return _specinfer_verify(key, drafts, draft_logits, target_logits)
 
 
-def _sps_draft(key, draft_logits, num_drafts=None):
-  if num_drafts is None and jnp.ndim(draft_logits) == 1:
-    num_drafts = 1
-  draft_logits, num_drafts = _check_draft_args("sps", draft_logits, num_drafts)
-  _check_single("sps", num_drafts)
-  return _race_drafts(key, draft_logits, 1)
+_sps_draft = functools.partial(_single_draft, "sps")
 
 
 def _sps_verify(key, drafts, draft_logits, target_logits):

@@ -54,7 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lcoupling import core, parallel
+from lcoupling import core, parallel, plotting
 from lcoupling.compression import codec
 from lcoupling.studies import common
 
@@ -474,10 +474,7 @@ def _series(recs, scheme, k, field):
 
 def plot(results, figdir):
   """Matching probability vs rate and R-D curves (PNG + PDF). Returns the paths."""
-  import matplotlib  # noqa: PLC0415
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # noqa: PLC0415
-
+  plt = plotting.pyplot()
   recs = _records(results)
   figdir = pathlib.Path(figdir)
   figdir.mkdir(parents=True, exist_ok=True)
@@ -499,11 +496,7 @@ def plot(results, figdir):
   axes[0][0].set_ylabel("matching probability")
   axes[0][0].legend(fontsize=7)
   fig.tight_layout()
-  for ext in ("png", "pdf"):
-    p = figdir / f"gaussian_matching.{ext}"
-    fig.savefig(p, dpi=150)
-    paths.append(p)
-  plt.close(fig)
+  paths += plotting.save(fig, figdir / "gaussian_matching")
 
   fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), squeeze=False)
   colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -523,11 +516,7 @@ def plot(results, figdir):
     ax.grid(alpha=0.3)
   axes[0][0].legend(fontsize=6, ncol=2)
   fig.tight_layout()
-  for ext in ("png", "pdf"):
-    p = figdir / f"gaussian_rd.{ext}"
-    fig.savefig(p, dpi=150)
-    paths.append(p)
-  plt.close(fig)
+  paths += plotting.save(fig, figdir / "gaussian_rd")
   return paths
 
 

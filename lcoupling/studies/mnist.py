@@ -73,7 +73,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lcoupling import core, parallel
+from lcoupling import core, parallel, plotting
 from lcoupling import data as data_lib
 from lcoupling.compression import codec
 from lcoupling.compression import train as train_lib
@@ -705,21 +705,11 @@ def _series(cells, scheme, k, field):
   return x, y, e
 
 
-def _save(fig, figdir, stem):
-  paths = []
-  for ext in ("png", "pdf"):
-    p = figdir / f"{stem}.{ext}"
-    fig.savefig(p, dpi=150)
-    paths.append(p)
-  return paths
-
-
 def plot(results, figdir):
   """R-D curves, per-decoder curves, example reconstructions, training curves."""
-  import matplotlib  # noqa: PLC0415
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # noqa: PLC0415
   import matplotlib.ticker  # noqa: PLC0415
+
+  plt = plotting.pyplot()
 
   recs = _records(results)
   figdir = pathlib.Path(figdir)
@@ -756,8 +746,7 @@ def plot(results, figdir):
       ax.legend(fontsize=6)
   fig.suptitle("MNIST right half, K decoders with different left-half crops", fontsize=10)
   fig.tight_layout()
-  paths += _save(fig, figdir, "mnist_rd")
-  plt.close(fig)
+  paths += plotting.save(fig, figdir / "mnist_rd")
 
   rows = [("mse_mean", "MSE, mean over the K decoders"), ("mse_first", "MSE, decoder 1")]
   sub = _cells(recs, "selected")
@@ -775,8 +764,7 @@ def plot(results, figdir):
     ax.grid(alpha=0.3)
   axes[0][0].legend(fontsize=6, ncol=2)
   fig.tight_layout()
-  paths += _save(fig, figdir, "mnist_rd_decoders")
-  plt.close(fig)
+  paths += plotting.save(fig, figdir / "mnist_rd_decoders")
 
   ex_recs = [r for r in recs if r.get("kind") == "examples"]
   if ex_recs:
@@ -799,8 +787,7 @@ def plot(results, figdir):
       ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    paths += _save(fig, figdir, "mnist_training")
-    plt.close(fig)
+    paths += plotting.save(fig, figdir / "mnist_training")
   return paths
 
 
@@ -852,8 +839,7 @@ def _plot_examples(plt, ex, figdir):
                f"reconstruction (GLS, baseline); green = recovered the encoder's codeword, number = MSE",
                fontsize=6.5, wrap=True)
   fig.tight_layout(rect=(0, 0, 1, 0.97), h_pad=0.4, w_pad=0.2)
-  paths = _save(fig, figdir, "mnist_examples")
-  plt.close(fig)
+  paths = plotting.save(fig, figdir / "mnist_examples")
   return paths
 
 

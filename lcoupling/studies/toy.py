@@ -272,6 +272,7 @@ def plot(results, figdir) -> list[pathlib.Path]:
               title="how far the LML is below the exact acceptance")
       ax2.legend(fontsize=8)
       ax2.grid(alpha=0.3)
+    fig.tight_layout()
     written += plotting.save(fig, figdir / "toy_acceptance")
   rows = [r for r in records if r.get("part") == "coupling"]
   if rows:
@@ -292,6 +293,7 @@ def plot(results, figdir) -> list[pathlib.Path]:
            title=f"coupling without communication, N = {cfg['alphabet_size']}")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    fig.tight_layout()
     written += plotting.save(fig, figdir / "coupling_vs_dtv")
   return written
 
