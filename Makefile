@@ -1,6 +1,7 @@
 # lcoupling -- set-up, tests, the quick reproduction, benchmarks.
 #   make demo    set up (.venv, data) and run the quick reproduction suite
 #   make test    set up and run the test suite (what CI runs)
+#   make test-tf the tfds standard-builder path (installs the optional tf extra in .venv-tf)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -10,9 +11,9 @@ RUNS   ?= runs
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup data demo test test-all bench figures clean-runs help
+.PHONY: setup data demo test test-all test-tf bench figures clean-runs help
 help:
-	@echo "make demo | test | test-all | bench | data | figures"
+	@echo "make demo | test | test-all | test-tf | bench | data | figures"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +32,18 @@ test: setup data
 
 test-all: setup data
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# config.data_source="tfds": tfds's standard `mnist` builder, which needs TensorFlow
+# to prepare (a separate venv, so the main one stays TensorFlow-free).
+TF_VENV ?= .venv-tf
+$(TF_VENV)/.installed-stamp: pyproject.toml
+	test -x $(TF_VENV)/bin/python || $(PYTHON) -m venv $(TF_VENV)
+	$(TF_VENV)/bin/python -m pip install -q --upgrade pip
+	$(TF_VENV)/bin/python -m pip install -q -e ".[dev,tf]"
+	touch $@
+
+test-tf: data $(TF_VENV)/.installed-stamp
+	$(TF_VENV)/bin/python -m pytest tests/test_data.py $(PYTEST_ARGS)
 
 demo: setup data
 	$(PY) -m experiments.run --config configs/toy.py:quick --workdir $(RUNS)/toy_quick

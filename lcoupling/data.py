@@ -33,9 +33,13 @@ Loading
 splits, re-checks the decoded pixels and labels against the published IDX
 checksums. ``source='tfds'`` uses tfds's own standard ``mnist`` builder
 (network download from the CVDF mirror; *preparing* it needs TensorFlow because
-that builder PNG-encodes its images, reading it does not). Both give the same
-``(uint8 [n, 28, 28], int32 [n])`` arrays, so the downstream pipeline is the
-same.
+that builder PNG-encodes its images, reading it does not: ``pip install -e
+'.[tf]'``). Both give ``(uint8 [n, 28, 28], int32 [n])`` arrays, so the
+downstream pipeline is the same. They hold the same 60 000 / 10 000 examples,
+but the standard builder stores them in its own deterministic shuffled order
+(its first training labels are ``4 1 0 7 8``, not ``5 0 4 1 9``), so slices
+such as ``test[:500]`` select different images; its full splits are checked
+with the order-independent :func:`content_digest` (:data:`CONTENT_SHA256`).
 
 Source / side information (gls-notes §5.2)
 ------------------------------------------
@@ -79,6 +83,8 @@ __all__ = [
     "IDX_FILES",
     "IDX_SHA256",
     "IDX_MD5",
+    "CONTENT_SHA256",
+    "content_digest",
     "FETCH_COMMAND",
     "DataFileError",
     "fetch_mnist",
@@ -137,6 +143,14 @@ IDX_MD5 = {
 IDX_SIZES = {"train_images": 47040016, "train_labels": 60008,
              "test_images": 7840016, "test_labels": 10008}
 FIRST_TRAIN_LABELS = (5, 0, 4, 1, 9)
+#: Order-independent sha256 of each split (:func:`content_digest` of the
+#: verified IDX data). tfds's standard ``mnist`` builder stores the examples in
+#: its own (deterministic) shuffled order, so ``data_source='tfds'`` is checked
+#: against these instead of the order-dependent IDX checksums.
+CONTENT_SHA256 = {
+    "train": "da6370735bf1d490f086dde49c15f2ed0480ad05dc7c70abf5d36bf471d5e312",
+    "test": "0c7bc63f656fb2440dc2b5bea4ff3ac8632e305b73ec1dc88141a32d36204fac",
+}
 SPLIT_SIZES = {"train": 60000, "test": 10000}
 
 #: The command that (re)creates the data; every data error names it.
@@ -510,13 +524,42 @@ def _read_source(ds) -> tuple[np.ndarray, np.ndarray]:
   return images, labels
 
 
-def _check_loaded(images, labels, split, where, data_dir) -> None:
-  """Full splits are checked against the published IDX checksums."""
+def content_digest(images, labels) -> str:
+  """Order-independent sha256 of a set of ``(label, image)`` examples.
+
+  Each example is the 785-byte record ``label, pixels``; the records are sorted
+  bytewise and hashed, so any permutation of the same examples gives the same
+  digest and any changed pixel or label gives another.
+
+  >>> import numpy as np
+  >>> x = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28); y = np.array([3, 1])
+  >>> content_digest(x, y) == content_digest(x[::-1], y[::-1])
+  True
+  """
+  images = np.ascontiguousarray(images, np.uint8).reshape(len(images), -1)
+  labels = np.asarray(labels)
+  if labels.shape != (images.shape[0],) or np.any((labels < 0) | (labels > 255)):
+    raise ValueError(f"labels must be [n] integers in 0..255 for {images.shape[0]} images, got "
+                     f"shape {labels.shape}")
+  rows = np.concatenate([labels.astype(np.uint8)[:, None], images], axis=1)
+  rows = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
+  return _sha256(np.sort(rows).tobytes())
+
+
+def _check_loaded(images, labels, split, where, data_dir, *, ordered: bool) -> None:
+  """Full splits are checked against the published IDX checksums (``ordered``)
+  or, for tfds's own shuffled order, against :data:`CONTENT_SHA256`."""
   if split not in SPLIT_SIZES:
     return
   name = "train" if split == "train" else "test"
-  for kind, data in (("images", _idx_images(images)), ("labels", _idx_labels(labels.astype(np.uint8)))):
-    if _sha256(data) != IDX_SHA256[f"{name}_{kind}"]:
+  if ordered:
+    checks = [(kind, _sha256(data), IDX_SHA256[f"{name}_{kind}"])
+              for kind, data in (("images", _idx_images(images)),
+                                 ("labels", _idx_labels(labels.astype(np.uint8))))]
+  else:
+    checks = [("examples", content_digest(images, labels), CONTENT_SHA256[name])]
+  for kind, got, want in checks:
+    if got != want:
       raise DataFileError(
           f"{where}: the {split} {kind} read through tfds do not match the published MNIST checksum "
           f"(corrupt prepared dataset); delete {where} and {_fix_hint(data_dir)}")
@@ -562,7 +605,7 @@ def load_mnist(data_dir, split: str = "train", source: str = "offline", *,
       if missing:  # tfds 4.9.10 needs the importlib_resources backport to prepare any builder
         raise DataFileError(
             f"{where}: config.data_source='tfds' must prepare tfds's standard 'mnist' builder, which "
-            f"needs {' and '.join(missing)} (pip install 'lcoupling[tf]' importlib_resources); without "
+            f"needs {' and '.join(missing)} (pip install -e '.[tf]'); without "
             f"TensorFlow use data_source='offline' and {_fix_hint(data_dir)}")
       builder.download_and_prepare()
   try:
@@ -574,7 +617,7 @@ def load_mnist(data_dir, split: str = "train", source: str = "offline", *,
     raise DataFileError(f"{where}: cannot read the prepared MNIST dataset ({type(e).__name__}: {e}); "
                         f"delete {where} and {_fix_hint(data_dir)}") from e
   if verify:
-    _check_loaded(images, labels, split, where, data_dir)
+    _check_loaded(images, labels, split, where, data_dir, ordered=source == "offline")
   return images, labels
 
 

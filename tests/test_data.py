@@ -242,6 +242,96 @@ def test_batches_are_a_keyed_permutation():
   assert not np.array_equal(np.concatenate(list(D.iterate_batches(key, 1, 103, 10))), allidx)
 
 
+@needs_data
+def test_content_digest_matches_the_verified_splits():
+  rng = np.random.default_rng(0)
+  for split in ("train", "test"):
+    x, y = D.load_mnist(DATA_DIR, split)
+    assert D.content_digest(x, y) == D.CONTENT_SHA256[split]
+    p = rng.permutation(len(x))
+    assert D.content_digest(x[p], y[p]) == D.CONTENT_SHA256[split]  # order-independent
+    x2 = x.copy()
+    x2[123, 4, 5] ^= 1
+    assert D.content_digest(x2, y) != D.CONTENT_SHA256[split]
+    y2 = y.copy()
+    y2[7] = (y2[7] + 1) % 10
+    assert D.content_digest(x, y2) != D.CONTENT_SHA256[split]
+  with pytest.raises(ValueError, match="labels"):
+    D.content_digest(x[:3], y[:2])
+
+
+def _tf_extra_installed() -> bool:
+  import importlib.util
+  return all(importlib.util.find_spec(m) is not None for m in ("tensorflow", "importlib_resources"))
+
+
+needs_tf = pytest.mark.skipif(
+    not _tf_extra_installed(), reason="the optional tf extra is not installed (`make test-tf` "
+    "installs it in .venv-tf): preparing tfds's standard mnist builder needs TensorFlow")
+
+_STANDARD_FILES = {"train_data": "train_images", "train_labels": "train_labels",
+                   "test_data": "test_images", "test_labels": "test_labels"}
+
+
+def _serve_idx_to_tfds(monkeypatch, tmp_path, corrupt_test_pixel=False):
+  """Serves the verified IDX files to tfds's download manager (no network).
+
+  The standard ``mnist`` builder downloads and extracts the four CVDF files; here
+  ``download_and_extract`` returns the same uncompressed IDX files, rebuilt
+  from ``make data``. Returns the list of URL maps the builder asked for.
+  """
+  import tensorflow_datasets as tfds
+
+  idx = D.verify_idx_dir(DATA_DIR)
+  raw = tmp_path / "raw"
+  raw.mkdir(parents=True)
+  for name in _STANDARD_FILES.values():
+    data = bytearray(idx[name])
+    if corrupt_test_pixel and name == "test_images":
+      data[16 + 5 * 784 + 400] ^= 0x10  # one pixel of test image 5
+    (raw / name).write_bytes(bytes(data))
+  calls = []
+
+  def download_and_extract(self, urls):
+    calls.append(dict(urls))
+    return {k: raw / _STANDARD_FILES[k] for k in urls}
+
+  monkeypatch.setattr(tfds.download.DownloadManager, "download_and_extract", download_and_extract)
+  return calls
+
+
+@needs_data
+@needs_tf
+def test_standard_tfds_mnist_builder_gives_the_same_examples(monkeypatch, tmp_path):
+  calls = _serve_idx_to_tfds(monkeypatch, tmp_path / "serve")
+  x, y = D.load_mnist(tmp_path, "train", source="tfds")  # prepares, then verifies
+  assert len(calls) == 1 and set(calls[0]) == set(_STANDARD_FILES)
+  assert all(u.startswith("https://storage.googleapis.com/cvdf-datasets/mnist/") for u in calls[0].values())
+  assert (tmp_path / "tfds" / "mnist").is_dir()
+  assert x.shape == (60000, 28, 28) and x.dtype == np.uint8 and y.shape == (60000,) and y.dtype == np.int32
+  assert D.content_digest(x, y) == D.CONTENT_SHA256["train"]
+  assert y[:5].tolist() == [4, 1, 0, 7, 8]  # tfds's own shuffled order (documented)
+  xt, yt = D.load_mnist(tmp_path, "test", source="tfds")
+  assert D.content_digest(xt, yt) == D.CONTENT_SHA256["test"]
+  # Slices and the downstream split work the same on either source.
+  xs, ys = D.load_mnist(tmp_path, "test[:10]", source="tfds")
+  np.testing.assert_array_equal(xs, xt[:10])
+  np.testing.assert_array_equal(ys, yt[:10])
+  key = jax.random.key(0)
+  a, t = D.split_source_side(key, xs)
+  a0, t0 = D.split_source_side(key, xt[:10])
+  np.testing.assert_array_equal(a, a0)
+  np.testing.assert_array_equal(t, t0)
+
+
+@needs_data
+@needs_tf
+def test_standard_tfds_builder_with_a_corrupt_download_is_caught(monkeypatch, tmp_path):
+  _serve_idx_to_tfds(monkeypatch, tmp_path / "serve", corrupt_test_pixel=True)
+  with pytest.raises(D.DataFileError, match=r"test examples read through tfds do not match.*make data"):
+    D.load_mnist(tmp_path, "test", source="tfds")
+
+
 def test_tfds_source_without_tensorflow_gives_a_clear_error(tmp_path):
   import importlib.util
   if importlib.util.find_spec("tensorflow") is not None:
