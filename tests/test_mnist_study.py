@@ -192,6 +192,31 @@ def test_cell_metrics_definitions():
       assert bool(out["match_prob"][0, 1, kp - 1, ri]) == bm
 
 
+def test_reference_record_definitions():
+  """Zero-rate references against a direct computation, image by image, in NumPy."""
+  import ml_collections
+  model = _tiny_model(seed=5)
+  k_max, n = 3, 7
+  images = np.random.default_rng(2).integers(0, 256, (n, 28, 28)).astype(np.uint8)
+  train_mean = np.random.default_rng(3).uniform(-1, 1, (28, 14))
+  key = jax.random.key(0)
+  config = ml_collections.ConfigDict(dict(num_decoders=k_max, chunk_size=3, crop_size=7))
+  ref = M.reference_record(key, config, model, images, train_mean, 0.5)
+  per = np.zeros((n, k_max))
+  for i in range(n):
+    src, crops, _ = M.trial_inputs(M.trial_key(key, 0, i), jnp.asarray(images[i]), model,
+                                   num_decoders=k_max, crop_size=7)
+    for k in range(k_max):
+      rec = vae.reconstruct(model, jnp.zeros((1, 4)), crops[k][None])
+      per[i, k] = ((np.asarray(rec)[0] - np.asarray(src)) ** 2).mean()
+  best = np.minimum.accumulate(per, axis=1)
+  np.testing.assert_allclose(ref["mse_zero_rate"], best.mean(0), rtol=1e-5)
+  np.testing.assert_allclose(ref["mse_zero_rate_sem"], best.std(0, ddof=1) / np.sqrt(n), rtol=1e-4)
+  src_all = images[:, :, 14:] / 127.5 - 1.0
+  np.testing.assert_allclose(ref["mse_mean_image"], ((src_all - train_mean) ** 2).mean(), rtol=1e-6)
+  assert ref["kind"] == "reference" and ref["beta"] == 0.5 and ref["num_test_images"] == n
+
+
 def test_summarize_selection_and_fixed_slice():
   c = _config_module().get_config("quick")  # betas (0.15, 0.55), N (128, 512)
   points = []
@@ -264,7 +289,19 @@ def test_end_to_end_quick_gls_vs_baseline(e2e):
   # Decoder 1 alone is the same decoder in both schemes only for K = 1; best <= first always.
   assert all(r["mse_best"] <= r["mse_first"] + 1e-12 for r in cells)
   kinds = {r["kind"] for r in res["records"]}
-  assert kinds == {"cell", "training", "examples"}
+  assert kinds == {"cell", "training", "examples", "reference"}
+  # Zero-rate references: the mean training right half, recomputed here in NumPy,
+  # and the decoder at w = 0 (best of the first K' decoders: non-increasing in K').
+  ref = next(r for r in res["records"] if r["kind"] == "reference")
+  config = exp.config
+  train = data_lib.load_mnist(DATA_DIR, f"train[:{config.num_train_images}]")[0]
+  test = data_lib.load_mnist(DATA_DIR, f"test[:{config.num_test_images}]")[0]
+  unit = lambda x: x[:, :, 14:].astype(np.float64) / 127.5 - 1.0  # noqa: E731
+  want = np.mean((unit(test) - unit(train).mean(0)) ** 2)
+  np.testing.assert_allclose(ref["mse_mean_image"], want, rtol=1e-5)
+  zr = ref["mse_zero_rate"]
+  assert len(zr) == 4 and all(a >= b for a, b in zip(zr, zr[1:])) and 0 < zr[-1] < 4
+  assert "mean image" in M.reference_table(res)
   ex = next(r for r in res["records"] if r["kind"] == "examples")
   assert len(ex["examples"]) == 6
   e0 = ex["examples"][0]

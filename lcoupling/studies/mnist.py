@@ -99,13 +99,16 @@ __all__ = [
     "train_workdir",
     "load_images",
     "load_model",
+    "train_mean_source",
     "evaluate",
     "example_record",
+    "reference_record",
     "validate",
     "run_point",
     "summarize",
     "plot",
     "markdown_table",
+    "reference_table",
     "encode_hex",
     "decode_hex",
 ]
@@ -515,6 +518,63 @@ def example_record(key, config, model, images, beta: float, *, candidates: int =
           "encoding": "uint8 hex, row-major; pixels p/255*2-1 in [-1, 1]", "examples": ex}
 
 
+@functools.partial(jax.jit, static_argnames=("graphdef", "num_decoders", "crop_size"))
+def _zero_rate_mse(keys, images, state, *, graphdef, num_decoders, crop_size):
+  """``[B, K]`` MSE of decoder ``k`` at the prior mean ``w = 0`` with its crop."""
+  model = nnx.merge(graphdef, state)
+
+  def one(k, im):
+    source, crops, _ = trial_inputs(k, im, model, num_decoders=num_decoders, crop_size=crop_size)
+    w = jnp.zeros((num_decoders, model.latent_dim), jnp.float32)
+    recon = vae_lib.reconstruct(model, w, crops)  # [K, 28, 14]
+    return jnp.mean((recon - source) ** 2, axis=(-2, -1))
+
+  return jax.vmap(one)(keys, images)
+
+
+def reference_record(key, config, model, images, train_mean, beta: float) -> dict:
+  r"""Zero-rate references of one β (``kind = "reference"``), on repeat 0's crops.
+
+  * ``mse_mean_image``: every decoder outputs the mean training right half
+    ``train_mean`` (``float[28, 14]`` in ``[-1, 1]``): what a decoder achieves
+    with neither bits nor side information.
+  * ``mse_zero_rate[K'-1]``: best over the first ``K'`` decoders of
+    :math:`\lVert g(0, t_k) - a \rVert^2 / 392`, the decoder at the prior
+    mean ``w = 0`` -- its side information alone, no message. ``K' = 1`` is
+    decoder 1.
+
+  A codec whose MSE at a rate exceeds these is worse than sending nothing.
+  """
+  graphdef, state = nnx.split(model)
+  n = int(images.shape[0])
+  k_max = int(config.num_decoders)
+  chunk = max(1, int(config.chunk_size))
+  parts = []
+  for start in range(0, n, chunk):
+    idx = jnp.arange(start, min(n, start + chunk), dtype=jnp.uint32)
+    keys = jax.vmap(lambda i: trial_key(key, 0, i))(idx)
+    parts.append(np.asarray(_zero_rate_mse(keys, jnp.asarray(images[start:start + chunk]), state,
+                                           graphdef=graphdef, num_decoders=k_max,
+                                           crop_size=int(config.crop_size)), np.float64))
+  per = np.concatenate(parts)  # [n, K]
+  best = np.minimum.accumulate(per, axis=1)  # best of the first K' decoders
+  source = np.asarray(data_lib.to_unit_range(jnp.asarray(images)[:, :, data_lib.SOURCE_WIDTH:]),
+                      np.float64)
+  mean_image = float(np.mean((source - np.asarray(train_mean, np.float64)[None]) ** 2))
+  return {"kind": "reference", "beta": float(beta), "num_test_images": n,
+          "mse_mean_image": mean_image,
+          "mse_zero_rate": [float(v) for v in best.mean(0)],
+          "mse_zero_rate_sem": [float(v) for v in best.std(0, ddof=1) / math.sqrt(max(n, 1))]
+          if n > 1 else [None] * k_max}
+
+
+def train_mean_source(config) -> np.ndarray:
+  """``float64[28, 14]``: the mean right half of the training images, in ``[-1, 1]``."""
+  images = load_images(config, "train")
+  return np.asarray(data_lib.to_unit_range(jnp.asarray(images[:, :, data_lib.SOURCE_WIDTH:])),
+                    np.float64).mean(0)
+
+
 # --------------------------------------------------------------------------
 # The study interface.
 # --------------------------------------------------------------------------
@@ -595,7 +655,8 @@ def run_point(key, config, point, *, mesh=None, progress=False):
 
   ``point = {"beta": b}``. Returns ``kind = "cell"`` records (one per ``(N,
   scheme, K, L_max)`` with per-repeat means ``*_repeats``), one ``"training"``
-  record (per-epoch metrics) and one ``"examples"`` record.
+  record (per-epoch metrics), one ``"reference"`` record (zero-rate MSEs,
+  :func:`reference_record`) and one ``"examples"`` record.
   """
   validate(config)
   beta = float(point["beta"])
@@ -634,6 +695,7 @@ def run_point(key, config, point, *, mesh=None, progress=False):
                    trials_per_second=n * reps / max(t2 - t1, 1e-9),
                    num_train_images=int(config.num_train_images) or 60_000)
   records.append(train_rec)
+  records.append(reference_record(key, config, model, images, train_mean_source(config), beta))
   if int(config.num_examples) > 0:
     records.append(example_record(key, config, model, images, beta))
   return records
@@ -720,6 +782,7 @@ def plot(results, figdir):
   fixed = [r for r in cells if r.get("fixed_slice")]
   fixed_lbl = (f"N={fixed[0]['N']}, β={fixed[0]['beta']:g}" if fixed else "fixed slice")
   styles = (("gls", "o-", "C0", "GLS"), ("baseline", "^--", "C3", "baseline"))
+  refs = [r for r in recs if r.get("kind") == "reference"]
 
   rows = [("mse_best", "selected", "best-of-K MSE\n(selected N, β)"),
           ("mse_best", "fixed", f"best-of-K MSE\n({fixed_lbl})"),
@@ -733,6 +796,8 @@ def plot(results, figdir):
       for scheme, fmt, color, label in styles:
         x, y, e = _series(sub, scheme, k, field)
         ax.errorbar(x, y, yerr=e, fmt=fmt, color=color, ms=4, capsize=2, label=label)
+      if field == "mse_best":
+        _reference_lines(ax, refs, k, fixed[0]["beta"] if which == "fixed" and fixed else None)
       if field == "mse_best" and k == 1 and which == "selected":
         ax.plot([math.log2(l) for l in PAPER_MSE_K1], list(PAPER_MSE_K1.values()), "k+", ms=9,
                 label="paper K=1")
@@ -789,6 +854,32 @@ def plot(results, figdir):
     fig.tight_layout()
     paths += plotting.save(fig, figdir / "mnist_training")
   return paths
+
+
+def _reference_lines(ax, refs, k, beta=None):
+  """Zero-rate references: the mean training image, and w = 0 (best β, or ``beta``)."""
+  if not refs:
+    return
+  ax.axhline(refs[0]["mse_mean_image"], color="0.5", ls=":", lw=1, label="mean image (0 bits)")
+  zr = [r["mse_zero_rate"][k - 1] for r in refs
+        if len(r["mse_zero_rate"]) >= k and (beta is None or r["beta"] == beta)]
+  if zr:
+    ax.axhline(min(zr), color="0.3", ls="-.", lw=1, label="w = 0: side info only")
+
+
+def reference_table(results) -> str:
+  """Markdown table of the zero-rate references per β (:func:`reference_record`)."""
+  refs = sorted((r for r in _records(results) if r.get("kind") == "reference"), key=lambda r: r["beta"])
+  if not refs:
+    return ""
+  k_max = max(len(r["mse_zero_rate"]) for r in refs)
+  head = ["β", "mean image"] + [f"w = 0, best of K={k}" for k in range(1, k_max + 1)]
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for r in refs:
+    sem = r.get("mse_zero_rate_sem") or [None] * k_max
+    lines.append("| " + " | ".join([f"{r['beta']:g}", f"{r['mse_mean_image']:.4f}"] + [
+        common.fmt_mean_sem(v, e, 4) for v, e in zip(r["mse_zero_rate"], sem)]) + " |")
+  return "\n".join(lines)
 
 
 def _plot_examples(plt, ex, figdir):
@@ -888,6 +979,10 @@ def main(argv=None):
     for which in ("selected", "fixed"):
       print(f"\n{field} ({which}):\n")
       print(markdown_table(res, field, which))
+  ref = reference_table(res)
+  if ref:
+    print("\nzero-rate references (MSE per source pixel, no message):\n")
+    print(ref)
   tr = [r for r in res["records"] if r.get("kind") == "training"]
   if tr:
     print("\ntraining / evaluation time per beta:")
