@@ -808,7 +808,8 @@ def plot(results, figdir):
       if j == 0:
         ax.set_ylabel(ylabel, fontsize=8)
       ax.grid(alpha=0.3)
-      ax.legend(fontsize=6)
+      if j == 0:
+        ax.legend(fontsize=6)
   fig.suptitle("MNIST right half, K decoders with different left-half crops", fontsize=10)
   fig.tight_layout()
   paths += plotting.save(fig, figdir / "mnist_rd")
