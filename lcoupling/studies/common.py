@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-__all__ = ["mean_sem", "fmt_mean_sem"]
+__all__ = ["mean_sem", "fmt_mean_sem", "rate_table"]
 
 
 def mean_sem(values) -> tuple[float, float | None]:
@@ -29,3 +29,49 @@ def fmt_mean_sem(mean, sem, digits: int) -> str:
   if mean is None:
     return "–"
   return f"{mean:.{digits}f}" + ("" if sem is None else f" ± {sem:.{digits}f}")
+
+
+def rate_table(cells, field: str, *, schemes=("gls", "baseline"), digits: int = 4,
+               anchor: dict | None = None, anchor_digits: int = 4, annotate=None) -> str:
+  """Markdown table of ``field``: one row per ``L_max``, one column per scheme × K.
+
+  Args:
+    cells: records with ``scheme``, ``K``, ``L_max``, ``field`` and
+      ``field + "_sem"`` (at most one per ``(scheme, K, L_max)``).
+    field: the record field shown as ``mean ± sem``.
+    schemes: the scheme names, in column order (``"gls"`` is shown as GLS,
+      any other as BL).
+    digits: decimals of the values.
+    anchor: ``{L_max: value}`` shown as a ``paper K=1`` column (``None``: no column).
+    anchor_digits: decimals of the anchor column.
+    annotate: optional ``record -> str`` appended to each value (e.g. the
+      selected ``(N, β)``).
+
+  Example:
+    >>> cells = [{"scheme": s, "K": 1, "L_max": 4, "mse": 0.5, "mse_sem": 0.01}
+    ...          for s in ("gls", "baseline")]
+    >>> print(rate_table(cells, "mse", digits=2))
+    | L_max | bits | GLS K=1 | BL K=1 |
+    |---|---|---|---|
+    | 4 | 2 | 0.50 ± 0.01 | 0.50 ± 0.01 |
+  """
+  ks = sorted({r["K"] for r in cells})
+  rates = sorted({r["L_max"] for r in cells})
+  cell = {(r["scheme"], r["K"], r["L_max"]): r for r in cells}
+  head = ["L_max", "bits"] + (["paper K=1"] if anchor is not None else []) + [
+      f"{'GLS' if s == 'gls' else 'BL'} K={k}" for k in ks for s in schemes]
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for lm in rates:
+    row = [str(lm), f"{math.log2(lm):g}"]
+    if anchor is not None:
+      row.append(f"{anchor[lm]:.{anchor_digits}f}" if lm in anchor else "–")
+    for k in ks:
+      for s in schemes:
+        r = cell.get((s, k, lm))
+        if r is None:
+          row.append("–")
+          continue
+        txt = fmt_mean_sem(r.get(field), r.get(field + "_sem"), digits)
+        row.append(txt + (annotate(r) if annotate is not None else ""))
+    lines.append("| " + " | ".join(row) + " |")
+  return "\n".join(lines)

@@ -526,26 +526,9 @@ def markdown_table(results, field: str = "distortion_db") -> str:
   Columns: the paper's K = 1 anchor (for ``distortion_db`` only), then GLS
   and baseline for every K.
   """
-  recs = _records(results)
-  ks = sorted({r["K"] for r in recs})
-  rates = sorted({r["L_max"] for r in recs})
-  cell = {(r["scheme"], r["K"], r["L_max"]): r for r in recs}
-  anchor = field == "distortion_db"
-  head = ["L_max", "bits"] + (["paper K=1"] if anchor else []) + [
-      f"{'GLS' if s == 'gls' else 'BL'} K={k}" for k in ks for s in SCHEME_NAMES]
-  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   digits = 3 if field.startswith("match") or field == "error_bound" else 2
-  for lm in rates:
-    row = [str(lm), f"{math.log2(lm):g}"]
-    if anchor:
-      row.append(f"{ANCHOR_DB[lm]:.2f}" if lm in ANCHOR_DB else "–")
-    for k in ks:
-      for s in SCHEME_NAMES:
-        r = cell.get((s, k, lm))
-        row.append("–" if r is None
-                   else common.fmt_mean_sem(r.get(field), r.get(field + "_sem"), digits))
-    lines.append("| " + " | ".join(row) + " |")
-  return "\n".join(lines)
+  return common.rate_table(_records(results), field, schemes=SCHEME_NAMES, digits=digits,
+                           anchor=ANCHOR_DB if field == "distortion_db" else None, anchor_digits=2)
 
 
 def main(argv=None):

@@ -942,29 +942,11 @@ def markdown_table(results, field: str = "mse_best", which: str = "selected") ->
   ``"fixed"`` (the fixed slice). The first data column is the paper's K = 1 MSE
   (for ``field = "mse_best"``).
   """
-  cells = _cells(_records(results), which)
-  ks = sorted({r["K"] for r in cells})
-  rates = sorted({r["L_max"] for r in cells})
-  cell = {(r["scheme"], r["K"], r["L_max"]): r for r in cells}
-  head = ["L_max", "bits", "paper K=1"] + [f"{'GLS' if s == 'gls' else 'BL'} K={k}"
-                                           for k in ks for s in SCHEME_NAMES]
-  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   digits = 3 if field.startswith("match") else 4
-  for lm in rates:
-    paper = PAPER_MSE_K1.get(lm) if field == "mse_best" else None
-    row = [str(lm), f"{math.log2(lm):g}", "–" if paper is None else f"{paper:.4f}"]
-    for k in ks:
-      for s in SCHEME_NAMES:
-        r = cell.get((s, k, lm))
-        if r is None:
-          row.append("–")
-          continue
-        txt = common.fmt_mean_sem(r.get(field), r.get(field + "_sem"), digits)
-        if which == "selected":
-          txt += f" (N={r['N']}, β={r['beta']:g})"
-        row.append(txt)
-    lines.append("| " + " | ".join(row) + " |")
-  return "\n".join(lines)
+  annotate = (lambda r: f" (N={r['N']}, β={r['beta']:g})") if which == "selected" else None
+  return common.rate_table(_cells(_records(results), which), field, schemes=SCHEME_NAMES,
+                           digits=digits, anchor=PAPER_MSE_K1 if field == "mse_best" else None,
+                           annotate=annotate)
 
 
 def main(argv=None):
