@@ -10,7 +10,7 @@ import pytest
 MODULES = ["lcoupling.core", "lcoupling.parallel", "lcoupling.bounds", "lcoupling.verifiers",
            "lcoupling.compression", "lcoupling.compression.codec",
            "lcoupling.compression.vae", "lcoupling.compression.train", "lcoupling.data",
-           "lcoupling.studies.common"]
+           "lcoupling.studies.common", "lcoupling.studies.mnist"]
 
 
 @pytest.mark.parametrize("name", MODULES)
