@@ -3,6 +3,7 @@
 """Executes notebooks/quickstart.ipynb top to bottom (as a Colab user would)."""
 
 import pathlib
+import re
 import shutil
 
 import pytest
@@ -24,6 +25,11 @@ def test_quickstart_notebook_runs(tmp_path):
   outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
                     for o in c.get("outputs", []))
   assert "exact" in outputs and "LML" in outputs
+  # The compression cell: GLS recovers the encoder's codeword more often than the baseline
+  # (4 000 sources, fixed seeds; measured 0.754 vs 0.608, standard errors < 0.008).
+  hits = dict(re.findall(r"^(gls|baseline)\s*: .*= ([0-9.]+)$", outputs, re.M))
+  assert set(hits) == {"gls", "baseline"}, outputs[-2000:]
+  assert float(hits["gls"]) > float(hits["baseline"]) + 0.05, hits
   assert (work / "runs" / "notebook_toy" / "figures" / "toy_acceptance.png").exists()
   images = [o for c in nb.cells for o in c.get("outputs", [])
             if "image/png" in o.get("data", {})]
