@@ -224,6 +224,21 @@ def _first_index(mask):
   return jnp.where(mask[idx], idx, jnp.int32(-1))
 
 
+def _first_accepted_or_residual(key, drafts, accepts, residual_probs):
+  """``(token, accepted, index)``: the first accepted draft, else a sample of the residual.
+
+  The residual sample uses the auxiliary key of the last draft (``k = K - 1``,
+  sub-stream 1), so it does not depend on which draft (if any) was accepted.
+  """
+  index = _first_index(accepts)
+  k_drafts = drafts.shape[0]
+  residual = jax.random.categorical(_aux_key(key, k_drafts - 1, 1),
+                                    _safe_log(residual_probs)).astype(jnp.int32)
+  accepted = index >= 0
+  token = jnp.where(accepted, drafts[jnp.maximum(index, 0)], residual)
+  return token, accepted, index
+
+
 @functools.partial(jax.jit, static_argnames=("num_drafts",))
 def _race_drafts(key, draft_logits, num_drafts):
   n = draft_logits.shape[-1]
@@ -318,11 +333,7 @@ def _specinfer_verify(key, drafts, draft_logits, target_logits):
 
   ks = jnp.arange(k_drafts, dtype=jnp.uint32)
   (r, _), accepts = jax.lax.scan(step, (q, jnp.bool_(False)), (ks, drafts, p_all))
-  index = _first_index(accepts)
-  residual = jax.random.categorical(_aux_key(key, k_drafts - 1, 1), _safe_log(r)).astype(jnp.int32)
-  accepted = index >= 0
-  token = jnp.where(accepted, drafts[jnp.maximum(index, 0)], residual)
-  return token, accepted, index
+  return _first_accepted_or_residual(key, drafts, accepts, r)
 
 
 def _specinfer_draft(key, draft_logits, num_drafts=None):
@@ -389,14 +400,10 @@ def _spectr_verify(key, drafts, draft_logits, target_logits):
   ks = jnp.arange(k_drafts, dtype=jnp.uint32)
   u = jax.vmap(lambda k: jax.random.uniform(_aux_key(key, k, 0)))(ks)
   accepts = u * rho * p[drafts] < q[drafts]  # u < min(1, q(x) / (rho p(x)))
-  index = _first_index(accepts)
   total = -jnp.expm1(k_drafts * jnp.log1p(-jnp.minimum(beta, 1.0)))  # 1 - (1 - beta)^K
   c = jnp.where(beta > 0, total / jnp.where(beta > 0, beta, 1.0), 0.0)
   res = jnp.maximum(q - c * jnp.minimum(p, q / rho), 0.0)
-  residual = jax.random.categorical(_aux_key(key, k_drafts - 1, 1), _safe_log(res)).astype(jnp.int32)
-  accepted = index >= 0
-  token = jnp.where(accepted, drafts[jnp.maximum(index, 0)], residual)
-  return token, accepted, index
+  return _first_accepted_or_residual(key, drafts, accepts, res)
 
 
 def _spectr_draft(key, draft_logits, num_drafts=None):
