@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-__all__ = ["mean_sem", "fmt_mean_sem", "rate_table"]
+__all__ = ["mean_sem", "fmt_mean_sem", "records", "rate_series", "rate_table"]
 
 
 def mean_sem(values) -> tuple[float, float | None]:
@@ -29,6 +29,23 @@ def fmt_mean_sem(mean, sem, digits: int) -> str:
   if mean is None:
     return "–"
   return f"{mean:.{digits}f}" + ("" if sem is None else f" ± {sem:.{digits}f}")
+
+
+def records(results) -> list[dict]:
+  """The records of a loaded ``results.json`` dict (or a list of records, passed through)."""
+  return results["records"] if isinstance(results, dict) else list(results)
+
+
+def rate_series(cells, scheme: str, k: int, field: str):
+  """``(rate_bits, mean, sem)`` arrays of ``field`` for one scheme and K, sorted by ``L_max``.
+
+  A missing value is NaN, a missing SEM 0 (ready for ``errorbar``).
+  """
+  rs = sorted((r for r in cells if r["scheme"] == scheme and r["K"] == k), key=lambda r: r["L_max"])
+  x = np.array([r["rate_bits"] for r in rs], float)
+  y = np.array([np.nan if r.get(field) is None else r[field] for r in rs], float)
+  e = np.array([0.0 if r.get(field + "_sem") is None else r[field + "_sem"] for r in rs], float)
+  return x, y, e
 
 
 def rate_table(cells, field: str, *, schemes=("gls", "baseline"), digits: int = 4,

@@ -460,22 +460,10 @@ def summarize(config, point_records):
 # --------------------------------------------------------------------------
 
 
-def _records(results):
-  return results["records"] if isinstance(results, dict) else list(results)
-
-
-def _series(recs, scheme, k, field):
-  rs = sorted((r for r in recs if r["scheme"] == scheme and r["K"] == k), key=lambda r: r["L_max"])
-  x = np.array([r["rate_bits"] for r in rs], float)
-  y = np.array([np.nan if r.get(field) is None else r[field] for r in rs], float)
-  e = np.array([0.0 if r.get(field + "_sem") is None else r[field + "_sem"] for r in rs], float)
-  return x, y, e
-
-
 def plot(results, figdir):
   """Matching probability vs rate and R-D curves (PNG + PDF). Returns the paths."""
   plt = plotting.pyplot()
-  recs = _records(results)
+  recs = common.records(results)
   figdir = pathlib.Path(figdir)
   figdir.mkdir(parents=True, exist_ok=True)
   ks = sorted({r["K"] for r in recs})
@@ -486,9 +474,9 @@ def plot(results, figdir):
     for scheme, field, label, style in (("gls", "match_prob_no_si", "GLS, no side info", "s:"),
                                         ("gls", "match_prob", "GLS", "o-"),
                                         ("baseline", "match_prob", "baseline", "^--")):
-      x, y, e = _series(recs, scheme, k, field)
+      x, y, e = common.rate_series(recs, scheme, k, field)
       ax.errorbar(x, y, yerr=e, fmt=style, ms=4, capsize=2, label=label)
-    x, y, _ = _series(recs, "gls", k, "error_bound")
+    x, y, _ = common.rate_series(recs, "gls", k, "error_bound")
     ax.plot(x, 1.0 - y, "k-", lw=0.8, alpha=0.6, label="GLS bound (1 - error bound)")
     ax.set_title(f"K = {k}")
     ax.set_xlabel("rate (bits)")
@@ -505,7 +493,7 @@ def plot(results, figdir):
     ax = axes[0][j]
     for i, k in enumerate(ks):
       for scheme, style in (("gls", "o-"), ("baseline", "^--")):
-        x, y, e = _series(recs, scheme, k, field)
+        x, y, e = common.rate_series(recs, scheme, k, field)
         ax.errorbar(x, y, yerr=e, fmt=style, ms=4, capsize=2, color=colors[i % len(colors)],
                     label=f"{'GLS' if scheme == 'gls' else 'BL'} K={k}")
     if field == "distortion_db":
@@ -527,7 +515,7 @@ def markdown_table(results, field: str = "distortion_db") -> str:
   and baseline for every K.
   """
   digits = 3 if field.startswith("match") or field == "error_bound" else 2
-  return common.rate_table(_records(results), field, schemes=SCHEME_NAMES, digits=digits,
+  return common.rate_table(common.records(results), field, schemes=SCHEME_NAMES, digits=digits,
                            anchor=ANCHOR_DB if field == "distortion_db" else None, anchor_digits=2)
 
 

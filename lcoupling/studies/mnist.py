@@ -746,10 +746,6 @@ def summarize(config, point_records):
 # --------------------------------------------------------------------------
 
 
-def _records(results):
-  return results["records"] if isinstance(results, dict) else list(results)
-
-
 def _cells(recs, which="selected"):
   cells = [r for r in recs if r.get("kind", "cell") == "cell"]
   if which == "selected":
@@ -759,21 +755,13 @@ def _cells(recs, which="selected"):
   raise ValueError(f"which must be 'selected' or 'fixed', got {which!r}")
 
 
-def _series(cells, scheme, k, field):
-  rs = sorted((r for r in cells if r["scheme"] == scheme and r["K"] == k), key=lambda r: r["L_max"])
-  x = np.array([r["rate_bits"] for r in rs], float)
-  y = np.array([np.nan if r.get(field) is None else r[field] for r in rs], float)
-  e = np.array([0.0 if r.get(field + "_sem") is None else r[field + "_sem"] for r in rs], float)
-  return x, y, e
-
-
 def plot(results, figdir):
   """R-D curves, per-decoder curves, example reconstructions, training curves."""
   import matplotlib.ticker  # noqa: PLC0415
 
   plt = plotting.pyplot()
 
-  recs = _records(results)
+  recs = common.records(results)
   figdir = pathlib.Path(figdir)
   figdir.mkdir(parents=True, exist_ok=True)
   cells = [r for r in recs if r.get("kind", "cell") == "cell"]
@@ -794,7 +782,7 @@ def plot(results, figdir):
     for j, k in enumerate(ks):
       ax = axes[i][j]
       for scheme, fmt, color, label in styles:
-        x, y, e = _series(sub, scheme, k, field)
+        x, y, e = common.rate_series(sub, scheme, k, field)
         ax.errorbar(x, y, yerr=e, fmt=fmt, color=color, ms=4, capsize=2, label=label)
       if field == "mse_best":
         _reference_lines(ax, refs, k, fixed[0]["beta"] if which == "fixed" and fixed else None)
@@ -821,7 +809,7 @@ def plot(results, figdir):
     ax = axes[0][j]
     for i, k in enumerate(ks):
       for scheme, fmt, _, label in styles:
-        x, y, e = _series(sub, scheme, k, field)
+        x, y, e = common.rate_series(sub, scheme, k, field)
         ax.errorbar(x, y, yerr=e, fmt=fmt, color=f"C{i}", ms=4, capsize=2,
                     label=f"{'GLS' if scheme == 'gls' else 'BL'} K={k}")
     ax.set_title(title + " (selected N, β)", fontsize=9)
@@ -870,7 +858,8 @@ def _reference_lines(ax, refs, k, beta=None):
 
 def reference_table(results) -> str:
   """Markdown table of the zero-rate references per β (:func:`reference_record`)."""
-  refs = sorted((r for r in _records(results) if r.get("kind") == "reference"), key=lambda r: r["beta"])
+  refs = sorted((r for r in common.records(results) if r.get("kind") == "reference"),
+                key=lambda r: r["beta"])
   if not refs:
     return ""
   k_max = max(len(r["mse_zero_rate"]) for r in refs)
@@ -944,7 +933,7 @@ def markdown_table(results, field: str = "mse_best", which: str = "selected") ->
   """
   digits = 3 if field.startswith("match") else 4
   annotate = (lambda r: f" (N={r['N']}, β={r['beta']:g})") if which == "selected" else None
-  return common.rate_table(_cells(_records(results), which), field, schemes=SCHEME_NAMES,
+  return common.rate_table(_cells(common.records(results), which), field, schemes=SCHEME_NAMES,
                            digits=digits, anchor=PAPER_MSE_K1 if field == "mse_best" else None,
                            annotate=annotate)
 
