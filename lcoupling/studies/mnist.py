@@ -103,6 +103,7 @@ __all__ = [
     "evaluate",
     "example_record",
     "reference_record",
+    "zero_rate_outputs",
     "validate",
     "run_point",
     "summarize",
@@ -518,21 +519,23 @@ def example_record(key, config, model, images, beta: float, *, candidates: int =
           "encoding": "uint8 hex, row-major; pixels p/255*2-1 in [-1, 1]", "examples": ex}
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "num_decoders", "crop_size"))
-def _zero_rate_mse(keys, images, state, *, graphdef, num_decoders, crop_size):
-  """``[B, K]`` MSE of decoder ``k`` at the prior mean ``w = 0`` with its crop."""
+def zero_rate_outputs(tkey, index, state, images, *, graphdef, num_decoders, crop_size):
+  """``float32[K]``: MSE of decoder ``k`` at the prior mean ``w = 0`` with its crop (one trial)."""
   model = nnx.merge(graphdef, state)
-
-  def one(k, im):
-    source, crops, _ = trial_inputs(k, im, model, num_decoders=num_decoders, crop_size=crop_size)
-    w = jnp.zeros((num_decoders, model.latent_dim), jnp.float32)
-    recon = vae_lib.reconstruct(model, w, crops)  # [K, 28, 14]
-    return jnp.mean((recon - source) ** 2, axis=(-2, -1))
-
-  return jax.vmap(one)(keys, images)
+  source, crops, _ = trial_inputs(tkey, images[index], model, num_decoders=num_decoders,
+                                  crop_size=crop_size)
+  w = jnp.zeros((num_decoders, model.latent_dim), jnp.float32)
+  recon = vae_lib.reconstruct(model, w, crops)  # [K, 28, 14]
+  return jnp.mean((recon - source) ** 2, axis=(-2, -1))
 
 
-def reference_record(key, config, model, images, train_mean, beta: float) -> dict:
+@functools.lru_cache(maxsize=32)
+def _zero_rate_fn(graphdef, num_decoders, crop_size):
+  return functools.partial(zero_rate_outputs, graphdef=graphdef, num_decoders=num_decoders,
+                           crop_size=crop_size)
+
+
+def reference_record(key, config, model, images, train_mean, beta: float, *, mesh=None) -> dict:
   r"""Zero-rate references of one β (``kind = "reference"``), on repeat 0's crops.
 
   * ``mse_mean_image``: every decoder outputs the mean training right half
@@ -541,31 +544,26 @@ def reference_record(key, config, model, images, train_mean, beta: float) -> dic
   * ``mse_zero_rate[K'-1]``: best over the first ``K'`` decoders of
     :math:`\lVert g(0, t_k) - a \rVert^2 / 392`, the decoder at the prior
     mean ``w = 0`` -- its side information alone, no message. ``K' = 1`` is
-    decoder 1.
+    decoder 1. Trials are those of :func:`evaluate`'s repeat 0 (same keys,
+    same crops).
 
   A codec whose MSE at a rate exceeds these is worse than sending nothing.
   """
   graphdef, state = nnx.split(model)
   n = int(images.shape[0])
-  k_max = int(config.num_decoders)
-  chunk = max(1, int(config.chunk_size))
-  parts = []
-  for start in range(0, n, chunk):
-    idx = jnp.arange(start, min(n, start + chunk), dtype=jnp.uint32)
-    keys = jax.vmap(lambda i: trial_key(key, 0, i))(idx)
-    parts.append(np.asarray(_zero_rate_mse(keys, jnp.asarray(images[start:start + chunk]), state,
-                                           graphdef=graphdef, num_decoders=k_max,
-                                           crop_size=int(config.crop_size)), np.float64))
-  per = np.concatenate(parts)  # [n, K]
-  best = np.minimum.accumulate(per, axis=1)  # best of the first K' decoders
+  fn = _zero_rate_fn(graphdef, int(config.num_decoders), int(config.crop_size))
+  rkey = jax.random.fold_in(jax.random.fold_in(key, EVAL_STREAM), 0)  # repeat 0: trial_key(key, 0, i)
+  per = parallel.map_trials(fn, rkey, n, chunk_size=int(config.chunk_size), mesh=mesh,
+                            args=(state, jnp.asarray(images)))  # [n, K]
+  best = np.minimum.accumulate(np.asarray(per, np.float64), axis=1)  # best of the first K' decoders
+  zero_rate = [common.mean_sem(best[:, k]) for k in range(best.shape[1])]
   source = np.asarray(data_lib.to_unit_range(jnp.asarray(images)[:, :, data_lib.SOURCE_WIDTH:]),
                       np.float64)
   mean_image = float(np.mean((source - np.asarray(train_mean, np.float64)[None]) ** 2))
   return {"kind": "reference", "beta": float(beta), "num_test_images": n,
           "mse_mean_image": mean_image,
-          "mse_zero_rate": [float(v) for v in best.mean(0)],
-          "mse_zero_rate_sem": [float(v) for v in best.std(0, ddof=1) / math.sqrt(max(n, 1))]
-          if n > 1 else [None] * k_max}
+          "mse_zero_rate": [m for m, _ in zero_rate],
+          "mse_zero_rate_sem": [e for _, e in zero_rate]}
 
 
 def train_mean_source(config) -> np.ndarray:
@@ -695,7 +693,8 @@ def run_point(key, config, point, *, mesh=None, progress=False):
                    trials_per_second=n * reps / max(t2 - t1, 1e-9),
                    num_train_images=int(config.num_train_images) or 60_000)
   records.append(train_rec)
-  records.append(reference_record(key, config, model, images, train_mean_source(config), beta))
+  records.append(reference_record(key, config, model, images, train_mean_source(config), beta,
+                                  mesh=mesh))
   if int(config.num_examples) > 0:
     records.append(example_record(key, config, model, images, beta))
   return records
