@@ -24,7 +24,7 @@ Commands:
 
 The paper protocol trains five full-width VAEs for 30 epochs on 60 000 images
 and evaluates 10 000 test images x 5 repeats x 6 codebook sizes per beta. On
-the 2-core CPU a paper-width training step takes 0.245 s (about 10 h of
+the 2-core CPU a paper-width training step takes 0.25 s (about 10 h of
 training) and the evaluation runs 3.5 images x repeats per second (about 20 h),
 so run it on an accelerator (``--config.chunk_size=256``).
 Training is resumable (orbax checkpoints every epoch under
