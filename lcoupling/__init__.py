@@ -11,6 +11,8 @@ Public API (all functions are pure and key-first)::
     lcoupling.verifiers    # token-level multi-draft verifiers
     lcoupling.compression  # GLS / baseline codecs with K decoders (+ .vae, .train)
     lcoupling.data         # offline MNIST through tfds.data_source
+    lcoupling.lm           # language models: Llama-family NNX decoder + KV cache, MarkovLM, sampling
+    lcoupling.wheels       # pinned data / model files carried by PyPI wheels
     lcoupling.runner       # config-driven, resumable experiment runner
     lcoupling.studies      # the toy, Gaussian and MNIST studies
 """
@@ -37,6 +39,6 @@ def __getattr__(name):  # lazy submodules keep `import lcoupling` cheap
   import importlib
 
   if name in ("bounds", "verifiers", "compression", "data", "runner", "parallel", "results",
-              "studies", "plotting"):
+              "studies", "plotting", "lm", "specdec", "wheels"):
     return importlib.import_module(f"lcoupling.{name}")
   raise AttributeError(f"module 'lcoupling' has no attribute {name!r}")

