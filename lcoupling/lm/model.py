@@ -294,18 +294,35 @@ class Llama(nnx.Module):
   def __call__(self, tokens: jax.Array, cache: KVCache, positions: jax.Array
                ) -> tuple[jax.Array, KVCache]:
     """Logits ``float32[B, T, V]`` of ``tokens [B, T]`` at ``positions[b] + t``; the updated cache."""
-    check_tokens(tokens, self.config.vocab_size)
-    b, t = tokens.shape
-    q_pos = jnp.asarray(positions, jnp.int32)[:, None] + jnp.arange(t, dtype=jnp.int32)
-    k_pos = jnp.broadcast_to(jnp.arange(cache.k.shape[2], dtype=jnp.int32), (b, cache.k.shape[2]))
-    return self._forward(tokens, q_pos, cache, k_pos)
+    x, cache = self.trunk(tokens, cache, positions)
+    return self.head(x), cache
 
   def logits(self, tokens: jax.Array) -> jax.Array:
     """Cache-free logits ``float32[B, T, V]`` (positions ``0..T-1``), for tests and scoring."""
     check_tokens(tokens, self.config.vocab_size)
     b, t = tokens.shape
     pos = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
-    return self._forward(tokens, pos, None, pos)[0]
+    return self.head(self._blocks(tokens, pos, None, pos)[0])
+
+  def trunk(self, tokens: jax.Array, cache: KVCache, positions: jax.Array
+            ) -> tuple[jax.Array, KVCache]:
+    """The residual stream after the last block (before the final norm) and the updated cache.
+
+    ``model(tokens, cache, positions)`` is ``model.head(x)`` of this ``x``; early-exit
+    drafters (:mod:`lcoupling.lm.drafters`) reuse the two halves.
+    """
+    check_tokens(tokens, self.config.vocab_size)
+    b, t = tokens.shape
+    q_pos = jnp.asarray(positions, jnp.int32)[:, None] + jnp.arange(t, dtype=jnp.int32)
+    k_pos = jnp.broadcast_to(jnp.arange(cache.k.shape[2], dtype=jnp.int32), (b, cache.k.shape[2]))
+    return self._blocks(tokens, q_pos, cache, k_pos)
+
+  def head(self, x: jax.Array) -> jax.Array:
+    """Final RMSNorm and output head: residual stream ``[..., d]`` -> ``float32`` logits ``[..., V]``."""
+    c = self.config
+    x = _rms_norm(x, self.final_norm[...], c.rms_norm_eps)
+    w = self.embed[...].T if c.tie_embeddings else self.lm_head[...]
+    return jnp.dot(x, w, preferred_element_type=jnp.float32)
 
   # -- the computation --------------------------------------------------------
 
@@ -315,7 +332,7 @@ class Llama(nnx.Module):
       names += ["bq", "bk", "bv"]
     return {name: getattr(self, name)[...] for name in names}
 
-  def _forward(self, tokens, q_pos, cache, k_pos):
+  def _blocks(self, tokens, q_pos, cache, k_pos):
     c = self.config
     b, t = tokens.shape
     x = jnp.take(self.embed[...], tokens, axis=0)
@@ -343,7 +360,4 @@ class Llama(nnx.Module):
 
     caches = (None, None) if cache is None else (cache.k, cache.v)
     x, new = jax.lax.scan(block, x, (self._layer_params(),) + caches)
-    x = _rms_norm(x, self.final_norm[...], c.rms_norm_eps)
-    head = self.embed[...].T if c.tie_embeddings else self.lm_head[...]
-    logits = jnp.dot(x, head, preferred_element_type=jnp.float32)
-    return logits, (None if cache is None else KVCache(*new))
+    return x, (None if cache is None else KVCache(*new))
