@@ -371,8 +371,10 @@ def coupling_table(results, edges=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0)) -> str:
     lines.append(f"| {lo:.1f}–{hi:.1f} | {len(sel)} | " + " | ".join(f"{m:.3f}" for m in means)
                  + " |")
 
-  def within(f):
-    return sum(abs(r[f] - r[f + "_exact"]) <= 4 * max(r[f + "_stderr"], 1e-12) for r in rows)
+  def within(f):  # binomial SE at the exact value (at least 1/n, for exact values near 0 or 1)
+    return sum(abs(r[f] - r[f + "_exact"]) <= 4 * max(
+        np.sqrt(r[f + "_exact"] * (1 - r[f + "_exact"]) / r["num_samples"]), 1 / r["num_samples"])
+               for r in rows)
 
   ge = sum(r["gumbel_exact"] >= r["minhash_exact"] - 1e-6 for r in rows)
   n = len(rows)
