@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
   try:
     overrides, rest = split_overrides(argv[1:])
+    FLAGS.unparse_flags()  # main() may be called more than once in a process
     extra = FLAGS([argv[0], *rest])
   except (flags.Error, ValueError) as e:
     return _error(f"{e}. {USAGE}", 2)
