@@ -4,7 +4,9 @@
 
 Layout of a work directory (``--workdir``)::
 
-    config.json      the resolved config of the first run (resumes must match)
+    config.json      the config of the finished points, as written (``{workdir}``
+                     placeholders kept); a resume must match it except in
+                     ignored and sweep fields (:mod:`lcoupling.runner`)
     results.jsonl    one line per completed sweep point (append-only log):
                      {"point": {...}, "records": [{...}, ...], "seconds": float,
                       "process": int, "code": {...}}
@@ -17,10 +19,15 @@ Layout of a work directory (``--workdir``)::
                       "meta": {"config": {...}, "seed": int, "study": str,
                                "paper_reference": str, "versions": {...},
                                "git_sha": str | null, "git_dirty": bool | null,
-                               "devices": {...}, "created": iso8601,
-                               "wall_seconds": float, "num_points": int,
+                               "source_digest": str, "devices": {...},
+                               "created": iso8601, "wall_seconds": float,
+                               "num_points": int, "num_points_done": int,
+                               "complete": bool, "sweep_fields": [str],
                                "code_versions": [{...code, "num_points": int}]},
                       "records": [ {flat dict per sweep cell and metric} ]}
+                     ``versions``/``git_*``/``source_digest`` describe the run
+                     that wrote the file; ``code_versions`` every code version
+                     that contributed points.
     figures/*.png, figures/*.pdf   made only from results.json
 
 Every write of a JSON file goes to a temporary file in the same directory and is
