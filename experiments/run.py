@@ -95,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     return _error("--config is required: --config NAME[:variant] for a built-in config (toy, "
                   "gaussian, mnist), e.g. --config toy:quick, or --config path/to/config.py", 2)
   if not FLAGS.workdir:
+    name = FLAGS.config.partition(":")[0].split("/")[-1].removesuffix(".py")
     return _error(f"--workdir is required (results go there; rerunning resumes), e.g. "
-                  f"--workdir runs/{FLAGS.config.partition(':')[0].split('/')[-1].removesuffix('.py')}",
-                  2)
+                  f"--workdir runs/{name}", 2)
   flags.FLAGS.mark_as_parsed()  # absl logging (orbax) expects parsed global flags
   logging.set_verbosity(logging.WARNING)  # orbax/jax INFO lines would drown the progress bars
   try:

@@ -299,7 +299,8 @@ def describe_code(code: dict | None) -> str:
   sha = code.get("git_sha")
   git = f"git {sha[:10]}" + (" (dirty)" if code.get("git_dirty") else "") if sha else "no git"
   v = code.get("versions") or {}
-  return f"{git}, source {code.get('source_digest')}, lcoupling {v.get('lcoupling')}, jax {v.get('jax')}"
+  return (f"{git}, source {code.get('source_digest')}, lcoupling {v.get('lcoupling')}, "
+          f"jax {v.get('jax')}")
 
 
 def code_difference(old: dict | None, new: dict | None) -> str:

@@ -404,7 +404,8 @@ def _in_fields(key: str, fields) -> bool:
 
 def _config_diff(old: dict, new: dict, ignore) -> list[str]:
   fo, fn = _flatten(old), _flatten(new)
-  return sorted(k for k in set(fo) | set(fn) if not _in_fields(k, ignore) and fo.get(k) != fn.get(k))
+  keys = set(fo) | set(fn)
+  return sorted(k for k in keys if not _in_fields(k, ignore) and fo.get(k) != fn.get(k))
 
 
 def _describe_diff(keys, old, new) -> str:

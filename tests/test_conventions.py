@@ -1,6 +1,6 @@
 # Copyright 2026 The lcoupling Authors.
 # SPDX-License-Identifier: Apache-2.0
-"""Sampler input conventions: probabilities passed as logits warn; NaN under jit/vmap is checkable."""
+"""Sampler input conventions: probabilities passed as logits warn; NaN under jit is checkable."""
 
 import warnings
 

@@ -41,8 +41,9 @@ def _code_cells():
 
 
 def test_quickstart_notebook_runs(tmp_path):
-  nbformat = pytest.importorskip("nbformat", reason="install the dev extra: pip install -e '.[dev]'")
-  nbclient = pytest.importorskip("nbclient", reason="install the dev extra: pip install -e '.[dev]'")
+  dev = "install the dev extra: pip install -e '.[dev]'"
+  nbformat = pytest.importorskip("nbformat", reason=dev)
+  nbclient = pytest.importorskip("nbclient", reason=dev)
   work = tmp_path / "somewhere"  # no configs/ here: the notebook must not need the checkout
   work.mkdir()
   nb = nbformat.read(NOTEBOOK, as_version=4)

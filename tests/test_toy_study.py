@@ -61,8 +61,9 @@ def test_printer_prints_the_acceptance_and_coupling_tables(tmp_path, capsys):
 
 def test_printer_names_the_file_of_another_study(tmp_path, capsys):
   (tmp_path / "results.json").write_text(json.dumps(_results([], study="gaussian")))
-  with pytest.raises(ValueError, match=r"results\.json holds results of the 'gaussian' study, not "
-                                       r"'toy': print them with python -m lcoupling\.studies\.gaussian"):
+  with pytest.raises(ValueError, match=r"results\.json holds results of the 'gaussian' study, "
+                                       r"not 'toy': print them with python -m "
+                                       r"lcoupling\.studies\.gaussian"):
     common.load_study_results(tmp_path, "toy")
   assert toy.main([str(tmp_path)]) == 1
   err = capsys.readouterr().err

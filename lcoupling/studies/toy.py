@@ -379,8 +379,8 @@ def coupling_table(results, edges=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0)) -> str:
   ge = sum(r["gumbel_exact"] >= r["minhash_exact"] - 1e-6 for r in rows)
   n = len(rows)
   lines.append("")
-  lines.append(f"{n} pairs, {rows[0]['num_samples']} samples each: exact Gumbel >= exact MinHash on "
-               f"{ge}/{n}; Monte-Carlo within 4 SE of exact: Gumbel {within('gumbel')}/{n}, "
+  lines.append(f"{n} pairs, {rows[0]['num_samples']} samples each: exact Gumbel >= exact "
+               f"MinHash on {ge}/{n}; Monte-Carlo within 4 SE of exact: Gumbel {within('gumbel')}/{n}, "
                f"MinHash {within('minhash')}/{n}")
   return "\n".join(lines)
 
