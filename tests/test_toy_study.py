@@ -13,7 +13,7 @@ from lcoupling import runner
 from lcoupling.studies import common, toy
 
 TOY = str(pathlib.Path(__file__).resolve().parent.parent / "configs" / "toy.py")
-_TINY = {"num_pairs": 3, "num_samples": 256, "chunk_size": 128}
+_TINY = {"num_pairs": 3, "num_samples": 256, "chunk_size": 128, "alphabet_size": 4}
 
 
 def _mc(records, method):
