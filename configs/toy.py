@@ -9,10 +9,16 @@ drafts; Monte-Carlo acceptance of GLS, SpecInfer and SpecTr against the optimum
 coupling-vs-d_TV figure of Daliri, Musco & Suresh (arXiv:2408.07978) for the
 Gumbel and weighted-MinHash couplings.
 
-Commands (expected wall time on the 2-core CPU):
+Commands (expected wall time on the 2-core CPU; ``lcoupling-run`` is the
+installed form of ``python -m experiments.run``, and ``toy`` names this file
+from any directory):
 
-  python -m experiments.run --config configs/toy.py:quick --workdir runs/toy_quick   # < 1 min
-  python -m experiments.run --config configs/toy.py --workdir runs/toy               # ~ 10-15 min
+  lcoupling-run --config toy:quick --workdir runs/toy_quick   # < 1 min
+  lcoupling-run --config toy --workdir runs/toy               # ~ 14 min
+  python -m lcoupling.studies.toy runs/toy_quick              # the tables
+
+Adding list sizes to a finished run computes only the new ones
+(``num_drafts`` is a sweep field): ``--config.num_drafts="(1,2,4,8,12,16,20,24)"``.
 
 Figures: ``figures/toy_acceptance.{png,pdf}`` and ``figures/coupling_vs_dtv.{png,pdf}``.
 """
@@ -20,6 +26,9 @@ Figures: ``figures/toy_acceptance.{png,pdf}`` and ``figures/coupling_vs_dtv.{png
 import ml_collections
 
 VARIANTS = ("quick",)
+
+#: Fields that only select sweep points (a finished run may be extended with more K).
+SWEEP_FIELDS = ("num_drafts",)
 
 
 def get_config(arg=None):

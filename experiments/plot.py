@@ -2,26 +2,46 @@
 # SPDX-License-Identifier: Apache-2.0
 """Regenerates the figures of a work directory from its results.json only.
 
+  lcoupling-plot runs/toy_quick [runs/gaussian_quick ...]
   python -m experiments.plot runs/toy_quick [runs/gaussian_quick ...]
+
+Each argument is a work directory or a ``results.json`` file. A missing,
+truncated or foreign file prints one line ``error: ...`` naming it (exit status
+1); Ctrl-C exits with status 130.
 """
 
 from __future__ import annotations
 
-from absl import app
+import sys
+
+USAGE = "usage: lcoupling-plot WORKDIR_OR_RESULTS_JSON [...]"
 
 
-def main(argv):
-  if len(argv) < 2:
-    raise app.UsageError("usage: python -m experiments.plot WORKDIR [WORKDIR ...]")
-  from lcoupling import runner  # noqa: PLC0415
+def main(argv: list[str] | None = None) -> int:
+  args = list(sys.argv if argv is None else argv)[1:]
+  if any(a in ("-h", "--help") for a in args):
+    print(f"{__doc__}\n{USAGE}")
+    return 0
+  if not args or any(a.startswith("-") for a in args):
+    print(f"error: {USAGE}", file=sys.stderr)
+    return 2
+  try:
+    from lcoupling import runner  # noqa: PLC0415
 
-  for workdir in argv[1:]:
-    for path in runner.make_figures(workdir):
-      print(path)
+    for workdir in args:
+      for path in runner.make_figures(workdir):
+        print(path)
+  except KeyboardInterrupt:
+    print("\ninterrupted", file=sys.stderr)
+    return 130
+  except (ValueError, OSError) as e:
+    print("error: " + " ".join(str(e).split()), file=sys.stderr)
+    return 1
+  return 0
 
 
 def entry_point():
-  app.run(main)
+  sys.exit(main())
 
 
 if __name__ == "__main__":

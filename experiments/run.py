@@ -2,60 +2,139 @@
 # SPDX-License-Identifier: Apache-2.0
 r"""Runs (or resumes) an experiment config into a work directory.
 
+  lcoupling-run --config toy:quick --workdir runs/toy_quick [--config.num_pairs=20 ...]
   python -m experiments.run --config configs/toy.py:quick --workdir runs/toy_quick \
-      [--config.num_pairs=20 ...] [--distributed] [--noprogress]
+      [--config.FIELD=VALUE ...] [--distributed] [--noprogress] [--max_points=N] \
+      [--allow_version_change] [--traceback]
 
-Everything happens in :func:`lcoupling.runner.run`; this file only parses flags.
+``--config`` takes a built-in config by name (``toy``, ``gaussian``, ``mnist``;
+from any directory) or a path to a config file, each with an optional
+``:variant``. ``--config.FIELD=VALUE`` (or ``--config.FIELD VALUE``) overrides a
+field; the value is parsed by the field's type (strings as is, ``(1,2)`` for
+tuples, true/false for booleans).
+
+Errors -- an unknown flag or config field, an invalid value, a missing file, a
+work directory that is a file or holds another config or code version -- print
+one line ``error: ...`` that says what to do, and exit with status 2 (usage)
+or 1; ``--traceback`` shows the full traceback instead. Ctrl-C prints
+``interrupted; rerun the same command to resume`` and exits with status 130.
+
+Everything else happens in :func:`lcoupling.runner.run`.
 """
 
 from __future__ import annotations
 
 import sys
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import flags, logging
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Experiment config: configs/NAME.py[:variant]; override fields with "
-    "--config.FIELD=VALUE.", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for results.jsonl, results.json, "
-                               "figures/ (re-running resumes).", required=True)
-_PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
-_DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() "
-                                 "(multi-host runs; points are split over processes).")
-_MAX_POINTS = flags.DEFINE_integer("max_points", None, "Stop after this many new points "
-                                   "(the run stays resumable).")
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("config", None, "Experiment config: NAME[:variant] (built-in: toy, gaussian, "
+                    "mnist) or path/to/config.py[:variant]; override fields with "
+                    "--config.FIELD=VALUE.", flag_values=FLAGS)
+flags.DEFINE_string("workdir", None, "Directory for config.json, results.jsonl, results.json, "
+                    "figures/ (re-running the same command resumes).", flag_values=FLAGS)
+flags.DEFINE_bool("progress", True, "Show progress bars.", flag_values=FLAGS)
+flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (multi-host runs; "
+                  "points are split over processes).", flag_values=FLAGS)
+flags.DEFINE_integer("max_points", None, "Stop after this many new points (the run stays "
+                     "resumable).", flag_values=FLAGS)
+flags.DEFINE_bool("allow_version_change", False, "Resume a work directory whose finished points "
+                  "were computed by another code version (results.json then lists every "
+                  "version in meta.code_versions).", flag_values=FLAGS)
+flags.DEFINE_bool("traceback", False, "Show the full traceback of an error instead of one line.",
+                  flag_values=FLAGS)
+
+USAGE = ("usage: lcoupling-run --config NAME[:variant] --workdir DIR [--config.FIELD=VALUE ...] "
+         "[--noprogress] [--max_points=N] [--allow_version_change] [--distributed]")
+INTERRUPTED = "interrupted; rerun the same command to resume"
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  logging.set_verbosity(logging.WARNING)  # orbax/jax INFO lines would drown the progress bars
-  import jax  # noqa: PLC0415
-  from lcoupling import runner  # noqa: PLC0415
+def _error(message, status: int = 1) -> int:
+  text = " ".join(str(message).split())  # one line, whatever the exception's formatting
+  print(f"error: {text}", file=sys.stderr)
+  return status
 
-  if _DISTRIBUTED.value:
-    jax.distributed.initialize()
-  spec = flags.FLAGS["config"].config_filename
-  module = runner.load_config_module(spec.partition(":")[0])
-  config = _CONFIG.value
-  config.unlock()
+
+def split_overrides(args: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+  """Separates ``--config.FIELD=VALUE`` / ``--config.FIELD VALUE`` from the other flags."""
+  overrides, rest = [], []
+  i = 0
+  while i < len(args):
+    a = args[i]
+    if a.startswith("--config."):
+      field, eq, value = a[len("--config."):].partition("=")
+      if not field:
+        raise ValueError(f"{a!r}: name a config field, e.g. --config.seed=1")
+      if not eq:
+        if i + 1 >= len(args):
+          raise ValueError(f"{a} needs a value: {a}=VALUE")
+        i += 1
+        value = args[i]
+      overrides.append((field, value))
+    else:
+      rest.append(a)
+    i += 1
+  return overrides, rest
+
+
+def main(argv: list[str] | None = None) -> int:
+  argv = list(sys.argv if argv is None else argv)
+  if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[1:]):
+    print(f"{__doc__}\n{USAGE}\n\nflags:\n{FLAGS.get_help()}")
+    return 0
   try:
+    overrides, rest = split_overrides(argv[1:])
+    FLAGS.unparse_flags()  # main() may be called more than once in a process
+    extra = FLAGS([argv[0], *rest])
+  except (flags.Error, ValueError) as e:
+    return _error(f"{e}. {USAGE}", 2)
+  if len(extra) > 1:
+    return _error(f"unexpected arguments {extra[1:]}. {USAGE}", 2)
+  if not FLAGS.config:
+    return _error("--config is required: --config NAME[:variant] for a built-in config (toy, "
+                  "gaussian, mnist), e.g. --config toy:quick, or --config path/to/config.py", 2)
+  if not FLAGS.workdir:
+    name = FLAGS.config.partition(":")[0].split("/")[-1].removesuffix(".py")
+    return _error(f"--workdir is required (results go there; rerunning resumes), e.g. "
+                  f"--workdir runs/{name}", 2)
+  flags.FLAGS.mark_as_parsed()  # absl logging (orbax) expects parsed global flags
+  logging.set_verbosity(logging.WARNING)  # orbax/jax INFO lines would drown the progress bars
+  try:
+    import jax  # noqa: PLC0415
+
+    from lcoupling import runner  # noqa: PLC0415
+
+    if FLAGS.distributed:
+      jax.distributed.initialize()
+    spec = FLAGS.config
+    path, _, arg = spec.partition(":")
+    module = runner.load_config_module(path)
+    config = module.get_config(arg or None)
+    for field, text in overrides:
+      runner.apply_overrides(config, {field: runner.parse_override(config, field, text)})
     experiment = runner.experiment_from_config(module, config, source=spec)
-  except ValueError as e:
-    sys.exit(f"error: {e}")
-  res = runner.run(experiment, _WORKDIR.value, progress=_PROGRESS.value,
-                   max_points=_MAX_POINTS.value)
+    res = runner.run(experiment, FLAGS.workdir, progress=FLAGS.progress,
+                     max_points=FLAGS.max_points, allow_version_change=FLAGS.allow_version_change)
+  except KeyboardInterrupt:
+    print(f"\n{INTERRUPTED}", file=sys.stderr)
+    return 130
+  except (ValueError, OSError) as e:
+    if FLAGS.traceback:
+      raise
+    return _error(e)
   if res:
     meta = res["meta"]
-    state = "complete" if meta["complete"] else f"{meta['num_points_done']}/{meta['num_points']} points"
-    print(f"[lcoupling] {config.name}: {state}, {len(res['records'])} records, "
+    state = ("complete" if meta["complete"]
+             else f"{meta['num_points_done']}/{meta['num_points']} points")
+    print(f"[lcoupling] {experiment.config.name}: {state}, {len(res['records'])} records, "
           f"wall {meta['wall_seconds']:.1f} s")
-    print(f"[lcoupling] results: {_WORKDIR.value}/results.json   figures: {_WORKDIR.value}/figures/")
+    print(f"[lcoupling] results: {FLAGS.workdir}/results.json   figures: {FLAGS.workdir}/figures/")
+  return 0
 
 
 def entry_point():
-  app.run(main)
+  sys.exit(main())
 
 
 if __name__ == "__main__":

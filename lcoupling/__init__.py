@@ -7,6 +7,8 @@ Public API (all functions are pure and key-first)::
     lcoupling.race_times / log_race_times / race_times_at / race_argmin
     lcoupling.gls_sample(key, draft_logits, target_logits, num_drafts)
     lcoupling.gumbel_coupling / weighted_minhash_coupling / maximal_coupling
+    lcoupling.checked(fn)  # value checks (NaN logits) also under jit/vmap
+    lcoupling.ProbabilitiesAsLogitsWarning  # samplers take logits: pass jnp.log(p)
     lcoupling.bounds       # acceptance bounds and exact probabilities
     lcoupling.verifiers    # token-level multi-draft verifiers
     lcoupling.compression  # GLS / baseline codecs with K decoders (+ .vae, .train)
@@ -20,7 +22,9 @@ Public API (all functions are pure and key-first)::
 from lcoupling.core import (
     AUX_STREAM,
     GLSSample,
+    ProbabilitiesAsLogitsWarning,
     check_logits,
+    checked,
     check_num_drafts,
     gls_sample,
     gumbel_coupling,

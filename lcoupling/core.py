@@ -4,7 +4,25 @@
 
 Everything here is a pure, key-first JAX function. Distributions are given as
 *logits* (unnormalised log-probabilities; ``-inf`` is zero mass), exactly like
-:func:`jax.random.categorical`.
+:func:`jax.random.categorical` -- not probabilities, which is what
+:mod:`lcoupling.bounds` takes: pass ``jnp.log(p)`` to a sampler.
+
+Input checks (every sampler here and in :mod:`lcoupling.verifiers`):
+
+* Concrete inputs (outside ``jit``/``vmap``, and constants that a jitted
+  function closes over) are checked: NaN, ``+inf``, a row with no mass or a
+  wrong shape raise ``ValueError`` naming the argument, and an argument that
+  looks like a probability vector (entries in ``[0, 1]`` summing to 1, not
+  uniform) gets a :class:`ProbabilitiesAsLogitsWarning` (once per call site and
+  argument, under Python's default warning filter), because ``softmax(p)``
+  rather than ``p`` would be sampled.
+* Traced inputs (arguments of a ``jit``/``vmap``-ed function, values computed
+  inside it) cannot be inspected: NaN logits silently give garbage -- the first
+  NaN entry wins every race, so e.g. ``gls_sample`` with NaN in both arguments
+  returns identical drafts and target and ``accepted=True``. Wrap the outermost
+  function with :func:`checked` to get a clear error there too:
+  ``checked(jax.jit(jax.vmap(f)))(keys, logits)`` raises ``ValueError``
+  (``checkify.JaxRuntimeError``) naming the argument.
 
 The shared randomness of every scheme is a table of i.i.d. ``Exp(1)`` *race
 times* ``S[k, i]`` (row ``k`` = list position / draft / decoder, column ``i`` =
@@ -29,6 +47,8 @@ References:
 from __future__ import annotations
 
 import functools
+import sys
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -49,6 +69,9 @@ __all__ = [
     "maximal_coupling",
     "check_logits",
     "check_num_drafts",
+    "ProbabilitiesAsLogitsWarning",
+    "warn_if_probabilities",
+    "checked",
 ]
 
 #: ``fold_in`` index reserved for auxiliary randomness of a scheme (acceptance
@@ -109,6 +132,160 @@ def check_logits(logits, name: str, ndim: tuple[int, ...] = (1,)) -> None:
     rows = np.flatnonzero(np.atleast_1d(dead)).tolist()
     where = "" if x.ndim == 1 else f" (rows {rows[:8]})"
     raise ValueError(f"{name} has no mass: every entry is -inf{where}")
+
+
+class ProbabilitiesAsLogitsWarning(UserWarning):
+  """A sampler argument that takes logits got what looks like a probability vector.
+
+  Filter it with ``warnings.filterwarnings("ignore",
+  category=lcoupling.ProbabilitiesAsLogitsWarning)`` when such logits are
+  intended.
+  """
+
+
+#: Modules whose frames are skipped when a warning names the caller's line.
+_SAMPLER_MODULES = frozenset({__name__, "lcoupling.verifiers"})
+
+
+def _looks_like_probabilities(x) -> bool:
+  """Concrete, every row finite in ``[0, 1]``, summing to 1, and not all rows uniform.
+
+  Log-probabilities never qualify (they are <= 0 and sum to at most 0), nor does
+  a vector with ``-inf`` entries. A uniform row is excluded because there
+  ``softmax(p) == p``: sampling is correct either way. A one-hot vector such as
+  ``[1.0, 0.0]`` qualifies: read as probabilities it always gives symbol 0, read
+  as logits it gives symbol 0 with probability ``e / (e + 1) = 0.73``.
+  """
+  if not _is_concrete(x):
+    return False
+  x = np.asarray(x)
+  if x.ndim < 1 or x.shape[-1] < 2 or x.size == 0 or not (
+      jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)):
+    return False
+  rows = x.reshape(-1, x.shape[-1]).astype(np.float64)
+  if not np.all(np.isfinite(rows)) or rows.min() < 0 or rows.max() > 1:
+    return False
+  tol = 1e-2 if x.dtype.itemsize <= 2 else 1e-3
+  if not np.all(np.abs(rows.sum(axis=-1) - 1.0) <= tol):
+    return False
+  return bool(np.any(np.ptp(rows, axis=-1) > 0))
+
+
+def warn_if_probabilities(logits, name: str) -> None:
+  """Warns (:class:`ProbabilitiesAsLogitsWarning`) if ``logits`` looks like probabilities.
+
+  Only concrete values are inspected (never inside ``jit``/``vmap``). The
+  warning is attributed to the first caller outside the samplers' modules and
+  its text depends only on ``name``, so Python's default filter shows it once
+  per call site and argument.
+
+  Example:
+    >>> import warnings, jax.numpy as jnp
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...   warnings.simplefilter("always")
+    ...   warn_if_probabilities(jnp.array([0.7, 0.3]), "target_logits")
+    ...   warn_if_probabilities(jnp.log(jnp.array([0.7, 0.3])), "target_logits")
+    >>> [str(x.message).split(" looks")[0] for x in w]
+    ['target_logits']
+  """
+  if not _looks_like_probabilities(logits):
+    return
+  level, frame = 1, sys._getframe(0)
+  while frame is not None and frame.f_globals.get("__name__") in _SAMPLER_MODULES:
+    frame, level = frame.f_back, level + 1
+  warnings.warn(
+      f"{name} looks like a probability vector (entries in [0, 1] summing to 1), but samplers take "
+      f"logits, so softmax({name}) is sampled instead: pass jnp.log({name}) (zero mass becomes "
+      f"-inf). If these really are logits, silence this with warnings.filterwarnings('ignore', "
+      f"category=lcoupling.ProbabilitiesAsLogitsWarning).",
+      ProbabilitiesAsLogitsWarning, stacklevel=level)
+
+
+def _debug_check_logits(logits, name: str) -> None:
+  """Value checks that run only under :func:`checked` (``checkify`` debug checks).
+
+  Without :func:`checked` they are no-ops (nothing is lowered); concrete
+  inputs are skipped because :func:`check_logits` already raised for them.
+  """
+  if _is_concrete(logits):
+    return
+  from jax.experimental import checkify  # noqa: PLC0415
+
+  checkify.check(~jnp.any(jnp.isnan(logits)), f"{name} contains NaN", debug=True)
+  checkify.check(~jnp.any(jnp.isposinf(logits)),
+                 f"{name} contains +inf (logits are log-probabilities; use -inf for zero mass)",
+                 debug=True)
+  checkify.check(jnp.all(jnp.any(~jnp.isneginf(logits), axis=-1)),
+                 f"{name} has no mass: every entry of a row is -inf", debug=True)
+
+
+def checked(fn, *, errors=None):
+  """``fn`` with the samplers' value checks switched on, also under ``jit``/``vmap``.
+
+  Under ``jit`` or ``vmap`` the samplers cannot look at values, and NaN logits
+  silently give garbage (the first NaN entry wins every race: ``gls_sample``
+  with NaN logits returns identical drafts and, if the target's logits are NaN
+  too, ``accepted=True``).
+  ``checked(fn)`` runs ``fn`` through :func:`jax.experimental.checkify.checkify`,
+  which turns the samplers' checks (NaN or ``+inf`` logits, a row without mass)
+  into an error raised when ``fn`` returns: a ``ValueError``
+  (``checkify.JaxRuntimeError``) whose message names the argument, e.g.
+  ``draft_logits contains NaN``. It is a debugging mode: the checks cost a pass
+  over the logits and ``fn`` is re-traced on every call.
+
+  ``checked`` must be the outermost transformation -- ``checked(jax.jit(f))``,
+  ``checked(jax.jit(jax.vmap(f)))`` -- because the error is raised on the host
+  after ``fn`` ran; ``jax.jit(checked(f))`` raises ``TypeError``. Array
+  arguments are traced, every other argument (e.g. ``num_drafts=4``) is passed
+  as a static value.
+
+  Args:
+    fn: any function that calls the samplers (or a sampler itself).
+    errors: the ``checkify`` error set (default ``checkify.user_checks``, the
+      samplers' checks); e.g. ``checkify.user_checks | checkify.nan_checks``
+      also reports the first operation that produces a NaN anywhere in ``fn``.
+
+  Returns:
+    A function with the signature of ``fn``.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> f = jax.jit(jax.vmap(lambda k, logits: gls_sample(k, logits, logits, 2).accepted,
+    ...                      in_axes=(0, None)))
+    >>> keys = jax.random.split(jax.random.key(0), 3)
+    >>> bad = jnp.array([0.0, jnp.nan, -1.0])
+    >>> f(keys, bad).tolist()   # silent garbage: symbol 1 wins every race
+    [True, True, True]
+    >>> checked(f)(keys, bad)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+      ...
+    jax._src.checkify.JaxRuntimeError: draft_logits contains NaN...
+  """
+  from jax.experimental import checkify  # noqa: PLC0415
+
+  errs = checkify.user_checks if errors is None else errors
+
+  @functools.wraps(fn)
+  def wrapper(*args, **kwargs):
+    leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in leaves):
+      raise TypeError(
+          "lcoupling.checked(fn) must be the outermost transformation: write "
+          "checked(jax.jit(f)) or checked(jax.vmap(f)), not jax.jit(checked(f))")
+    dynamic = [isinstance(leaf, (jax.Array, np.ndarray)) for leaf in leaves]
+
+    def call(*arrays):
+      it = iter(arrays)
+      full = [next(it) if d else leaf for leaf, d in zip(leaves, dynamic)]
+      a, kw = jax.tree_util.tree_unflatten(treedef, full)
+      return fn(*a, **kw)
+
+    err, out = checkify.checkify(call, errors=errs)(
+        *[leaf for leaf, d in zip(leaves, dynamic) if d])
+    err.throw()
+    return out
+
+  return wrapper
 
 
 # --------------------------------------------------------------------------
@@ -231,6 +408,10 @@ def _check_pair(draft_logits, target_logits, num_drafts, names=("draft_logits", 
   target_logits = jnp.asarray(target_logits)
   check_logits(target_logits, names[1], ndim=(1,))
   check_logits(draft_logits, names[0], ndim=(1, 2) if names[0] == "draft_logits" else (1,))
+  warn_if_probabilities(draft_logits, names[0])
+  warn_if_probabilities(target_logits, names[1])
+  _debug_check_logits(draft_logits, names[0])
+  _debug_check_logits(target_logits, names[1])
   if draft_logits.shape[-1] != target_logits.shape[-1]:
     raise ValueError(
         f"{names[0]} and {names[1]} must share the alphabet: shapes {tuple(draft_logits.shape)}"
@@ -263,11 +444,19 @@ def gls_sample(key: jax.Array, draft_logits: jax.Array, target_logits: jax.Array
   (:func:`lcoupling.bounds.list_matching_lemma`) and is given exactly by
   :func:`lcoupling.bounds.gls_acceptance_probability`.
 
+  Inputs are *logits* (``-inf`` = zero mass), not probabilities: for a
+  probability vector ``p`` pass ``jnp.log(p)`` (a probability-looking argument
+  triggers :class:`ProbabilitiesAsLogitsWarning`). Concrete inputs are checked
+  (``ValueError`` naming the argument); under ``jit``/``vmap`` NaN logits are
+  not detected and give garbage (the first NaN entry wins every race: every
+  draft is that symbol and, with NaN target logits too, ``accepted=True``)
+  -- wrap the outermost function with :func:`checked` to raise instead.
+
   Args:
     key: typed PRNG key (the shared randomness).
     draft_logits: ``[N]`` (i.i.d. drafts) or ``[K, N]`` (one proposal per list
-      position).
-    target_logits: ``[N]``.
+      position) logits of the draft distribution(s) ``p``.
+    target_logits: ``[N]`` logits of the target ``q``.
     num_drafts: list size ``K`` (static); may be omitted for ``[K, N]`` drafts.
 
   Returns:
@@ -302,6 +491,13 @@ def gumbel_coupling(key: jax.Array, logits_p: jax.Array, logits_q: jax.Array):
   Both parties race the same times, ``x = argmin S/p``, ``y = argmin S/q``;
   ``Pr[x = y] = sum_j 1 / sum_i max(q_i/q_j, p_i/p_j) >= (1-d)/(1+d)`` with
   ``d = d_TV(p, q)`` (Daliri et al.). Equals ``gls_sample`` with ``K = 1``.
+
+  Inputs are *logits* (``-inf`` = zero mass), not probabilities: for a
+  probability vector ``p`` pass ``jnp.log(p)`` (a probability-looking argument
+  triggers :class:`ProbabilitiesAsLogitsWarning`). Concrete inputs are checked
+  (``ValueError`` naming the argument); under ``jit``/``vmap`` NaN logits are
+  not detected and give garbage (the first NaN entry wins) -- wrap the outermost
+  function with :func:`checked` to raise instead.
   """
   _check_pair(logits_p, logits_q, 1, names=("logits_p", "logits_q"))
   return _gumbel_coupling(key, jnp.asarray(logits_p), jnp.asarray(logits_q))
@@ -353,6 +549,13 @@ def weighted_minhash_coupling(key: jax.Array, logits_p: jax.Array, logits_q: jax
 
   The loop runs until both parties have accepted (an exact, jit-able
   ``while_loop`` over blocks of proposals).
+
+  Inputs are *logits* (``-inf`` = zero mass), not probabilities: for a
+  probability vector ``p`` pass ``jnp.log(p)`` (a probability-looking argument
+  triggers :class:`ProbabilitiesAsLogitsWarning`). Concrete inputs are checked
+  (``ValueError`` naming the argument); under ``jit``/``vmap`` NaN logits are
+  not detected and give garbage -- wrap the outermost function with
+  :func:`checked` to raise instead.
   """
   _check_pair(logits_p, logits_q, 1, names=("logits_p", "logits_q"))
   logits_p, logits_q = jnp.asarray(logits_p), jnp.asarray(logits_q)

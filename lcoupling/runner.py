@@ -7,22 +7,35 @@ An *experiment* is a config file ``configs/NAME.py`` that defines
 * ``get_config(arg=None) -> ml_collections.ConfigDict`` -- ``arg`` names a
   variant (``None``: the paper's full protocol; ``"quick"``: a fast one);
 * ``get_sweep(config) -> list[dict]`` -- the sweep points, small JSON-able
-  dicts, evaluated one after the other (after ``--config`` overrides).
+  dicts, evaluated one after the other (after ``--config`` overrides);
+* optionally ``SWEEP_FIELDS`` -- the config fields that only select the sweep
+  points (e.g. ``("num_drafts",)``): changing them on a finished work
+  directory extends (or shrinks) the sweep instead of being refused.
 
-Every config has the fields :data:`REQUIRED_FIELDS`; ``config.study`` names a
-study module of :mod:`lcoupling.studies` that computes one point at a time.
+The built-in configs (``toy``, ``gaussian``, ``mnist``) are installed with the
+package and load by name from any directory: ``load_experiment("toy:quick")``,
+``lcoupling-run --config toy:quick``; a path (``my_configs/x.py:quick``) works
+too. Every config has the fields :data:`REQUIRED_FIELDS`; ``config.study``
+names a study module of :mod:`lcoupling.studies` that computes one point at a
+time. A string field may contain ``{workdir}`` (:data:`WORKDIR_PLACEHOLDER`):
+the study sees it replaced by the absolute work directory, so outputs such as
+checkpoints land in the work directory, not the current one.
 
 :func:`run` executes the sweep into a work directory (layout in
 :mod:`lcoupling.results`): it validates everything before touching a file,
-appends one line per completed point to ``results.jsonl`` (so a re-run skips
-what is done, and Ctrl-C or a kill loses at most the point in progress),
-rewrites ``results.json`` atomically after every point, and makes the figures
-from ``results.json`` at the end (:func:`make_figures` regenerates them).
+appends one line per completed point to ``results.jsonl`` with the code
+version that computed it (so a re-run skips what is done, and Ctrl-C or a kill
+loses at most the point in progress), rewrites ``results.json`` atomically
+after every point, and makes the figures from ``results.json`` at the end
+(:func:`make_figures` regenerates them). A resume must use the same config
+(up to :data:`RESUME_IGNORED_FIELDS` and the sweep fields) and the same code
+version unless ``allow_version_change=True``; a work directory whose previous
+run finished no point (e.g. it failed on a wrong path) takes any config.
 
 Notebook use::
 
     from lcoupling import runner
-    exp = runner.load_experiment("configs/toy.py:quick", {"num_pairs": 20})
+    exp = runner.load_experiment("toy:quick", {"num_pairs": 20})
     results = runner.run(exp, "runs/toy_quick")
 
 Multi-host: with ``jax.process_count() > 1`` (after
@@ -33,7 +46,9 @@ point's trials are sharded over the local devices (:mod:`lcoupling.parallel`).
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import difflib
 import importlib.util
 import json
 import os
@@ -53,12 +68,19 @@ from lcoupling import studies
 __all__ = [
     "REQUIRED_FIELDS",
     "RESUME_IGNORED_FIELDS",
+    "WORKDIR_PLACEHOLDER",
     "Experiment",
+    "builtin_config_dir",
+    "builtin_configs",
+    "resolve_config_path",
     "load_config_module",
     "load_experiment",
     "experiment_from_config",
+    "apply_overrides",
+    "parse_override",
     "validate",
     "point_id",
+    "resolve_workdir_paths",
     "run",
     "summarize_workdir",
     "make_figures",
@@ -78,6 +100,11 @@ REQUIRED_FIELDS = {
 #: Fields that do not change results (so a resume may change them).
 RESUME_IGNORED_FIELDS = ("chunk_size",)
 
+#: In a string config field, replaced by the absolute work directory before the
+#: study sees the config (``config.json`` keeps the placeholder), e.g.
+#: ``checkpoint_dir = "{workdir}/checkpoints"``.
+WORKDIR_PLACEHOLDER = "{workdir}"
+
 _PRNG_IMPLS = ("threefry2x32", "rbg", "unsafe_rbg")
 
 
@@ -88,13 +115,63 @@ class Experiment:
   config: ml_collections.ConfigDict
   sweep: tuple[dict, ...]
   source: str = ""  #: ``path[:variant]`` the config came from.
+  #: Config fields that only select the sweep points (the config file's
+  #: ``SWEEP_FIELDS``): a resume may change them to extend or shrink the sweep.
+  sweep_fields: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------
+# Finding and loading config files.
+# --------------------------------------------------------------------------
+
+
+def builtin_config_dir() -> pathlib.Path:
+  """The directory of the built-in configs (the ``configs`` package installed with lcoupling).
+
+  It sits next to the ``lcoupling`` package, in a checkout (editable install)
+  and in site-packages alike, so it does not depend on the current directory.
+  """
+  here = pathlib.Path(__file__).resolve().parent.parent / "configs"
+  if here.is_dir():
+    return here
+  spec = importlib.util.find_spec("configs")
+  if spec is not None and spec.submodule_search_locations:
+    return pathlib.Path(list(spec.submodule_search_locations)[0])
+  return here
+
+
+def builtin_configs() -> list[str]:
+  """Names of the built-in configs (``toy``, ``gaussian``, ``mnist``, ...)."""
+  d = builtin_config_dir()
+  return sorted(f.stem for f in d.glob("*.py") if not f.stem.startswith("_")) if d.is_dir() else []
+
+
+def resolve_config_path(path: str | os.PathLike) -> pathlib.Path:
+  """A config file path, or a bare built-in name (``toy``, ``toy.py``) -> the file.
+
+  An existing file wins; a name without a directory part is looked up among
+  the built-in configs (:func:`builtin_config_dir`), from any directory.
+  """
+  text = os.fspath(path)
+  p = pathlib.Path(text).expanduser()
+  if p.is_file():
+    return p
+  builtin = builtin_configs()
+  if text and "/" not in text and os.sep not in text:
+    name = text[:-3] if text.endswith(".py") else text
+    candidate = builtin_config_dir() / f"{name}.py"
+    if name in builtin and candidate.is_file():
+      return candidate
+  where = "" if p.is_absolute() else f" (relative to {os.getcwd()})"
+  raise FileNotFoundError(
+      f"config file {text!r} not found{where}; pass a built-in config by name "
+      f"({', '.join(builtin) or 'none installed'}; e.g. --config toy:quick) or a path to a "
+      "config file")
 
 
 def load_config_module(path: str | os.PathLike):
-  """Imports a config file (``configs/NAME.py``) as a module."""
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise FileNotFoundError(f"config file {str(path)!r} not found")
+  """Imports a config file (a path, or a built-in name such as ``toy``) as a module."""
+  path = resolve_config_path(path)
   name = f"lcoupling_config_{path.stem}"
   spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(spec)
@@ -110,44 +187,116 @@ def _split_spec(spec: str) -> tuple[str, str | None]:
   return path, (arg or None)
 
 
-def _apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, Any]) -> None:
+def _field_names(config, prefix="") -> list[str]:
+  out = []
+  for k, v in config.items():
+    out.append(prefix + k)
+    if isinstance(v, ml_collections.ConfigDict):
+      out += _field_names(v, f"{prefix}{k}.")
+  return out
+
+
+def _unknown_field(config, dotted) -> ValueError:
+  close = difflib.get_close_matches(dotted, _field_names(config), n=3)
+  hint = f"; did you mean {', '.join('config.' + c for c in close)}?" if close else (
+      "; known fields: " + ", ".join(sorted(config.keys())))
+  return ValueError(f"config.{dotted}: unknown config field{hint}")
+
+
+def _locate(config, dotted):
+  *parents, leaf = dotted.split(".")
+  node = config
+  for part in parents:
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      raise _unknown_field(config, dotted)
+    node = node[part]
+  if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+    raise _unknown_field(config, dotted)
+  return node, leaf
+
+
+def parse_override(config: ml_collections.ConfigDict, dotted: str, text: str) -> Any:
+  """Parses the command-line text of ``--config.DOTTED=TEXT`` by the field's type.
+
+  String fields take the text as is; booleans accept true/false/1/0/yes/no;
+  anything else is a Python literal (``3``, ``0.5``, ``(1, 2)``); a single
+  value for a tuple field becomes a 1-tuple.
+  """
+  node, leaf = _locate(config, dotted)
+  current = node[leaf]
+  if isinstance(current, str):
+    return text
+  if isinstance(current, bool):
+    low = text.strip().lower()
+    if low in ("true", "1", "yes", "t", "y"):
+      return True
+    if low in ("false", "0", "no", "f", "n"):
+      return False
+    raise ValueError(f"config.{dotted} must be a bool (true/false), got {text!r}")
+  try:
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    value = text
+  if isinstance(current, (tuple, list)):
+    if isinstance(value, (tuple, list)):
+      value = type(current)(value)
+    elif not isinstance(value, str):
+      value = type(current)((value,))
+  return value
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, Any]) -> None:
+  """Sets ``{"dotted.field": value}``; unknown fields and wrong types raise ``ValueError``."""
   for dotted, value in overrides.items():
-    *parents, leaf = dotted.split(".")
-    node = config
-    for i, part in enumerate(parents):
-      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
-        raise ValueError(f"config.{'.'.join(parents[:i + 1])}: unknown config field")
-      node = node[part]
-    if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
-      raise ValueError(f"config.{dotted}: unknown config field")
+    node, leaf = _locate(config, dotted)
     try:
       node[leaf] = value
-    except TypeError as e:
-      raise ValueError(f"config.{dotted}: {e}") from e
+    except (TypeError, ValueError) as e:
+      msg = " ".join(str(e).split())
+      raise ValueError(f"config.{dotted}: cannot set {value!r} ({msg})") from e
+
+
+_apply_overrides = apply_overrides  # backwards-compatible private name
 
 
 def experiment_from_config(module, config: ml_collections.ConfigDict, source: str = "",
                            ) -> Experiment:
-  """Builds (and validates) an :class:`Experiment` from a loaded config."""
+  """Builds (and validates) an :class:`Experiment` from a loaded config.
+
+  ``module.SWEEP_FIELDS`` (optional) names the config fields that only select
+  the sweep points (e.g. the list sizes ``num_drafts`` of the toy study): a
+  finished run may be resumed with other values of them, which computes the
+  new points only. Every other field must match on resume.
+  """
   validate(config)
+  sweep_fields = tuple(getattr(module, "SWEEP_FIELDS", ()) or ())
+  for f in sweep_fields:
+    if not isinstance(f, str):
+      raise ValueError(f"SWEEP_FIELDS must hold config field names, got {f!r}")
+    _locate(config, f)
+    if f in REQUIRED_FIELDS:
+      raise ValueError(f"SWEEP_FIELDS: config.{f} is a required field, not a sweep field")
   sweep = module.get_sweep(config)
   sweep = _check_sweep(sweep)
   config.lock()
-  return Experiment(config=config, sweep=sweep, source=source)
+  return Experiment(config=config, sweep=sweep, source=source, sweep_fields=sweep_fields)
 
 
 def load_experiment(spec: str, overrides: Mapping[str, Any] | None = None) -> Experiment:
-  """Loads ``path[:variant]`` and applies ``{"dotted.field": value}`` overrides.
+  """Loads ``NAME[:variant]`` or ``path[:variant]`` and applies overrides.
 
-  Unknown fields and values of the wrong type raise ``ValueError`` naming the
-  field; the config and the sweep are validated (:func:`validate`).
+  ``NAME`` is a built-in config (``toy``, ``gaussian``, ``mnist``; found from
+  any directory), ``path`` a config file. ``overrides`` maps dotted fields to
+  values (``{"num_pairs": 20, "train.epochs": 1}``). Unknown fields and values
+  of the wrong type raise ``ValueError`` naming the field; the config and the
+  sweep are validated (:func:`validate`).
   """
   path, arg = _split_spec(spec)
   module = load_config_module(path)
   config = module.get_config(arg)
   if not isinstance(config, ml_collections.ConfigDict):
     raise TypeError(f"{path}: get_config must return an ml_collections.ConfigDict")
-  _apply_overrides(config, dict(overrides or {}))
+  apply_overrides(config, dict(overrides or {}))
   return experiment_from_config(module, config, source=str(spec))
 
 
@@ -193,26 +342,50 @@ def _check_sweep(sweep) -> tuple[dict, ...]:
   return tuple(dict(p) for p in sweep)
 
 
+# --------------------------------------------------------------------------
+# Work directory: paths, resumption.
+# --------------------------------------------------------------------------
+
+
+def resolve_workdir_paths(config: ml_collections.ConfigDict, workdir) -> ml_collections.ConfigDict:
+  """A locked copy of ``config`` with ``{workdir}`` in string fields replaced.
+
+  Run outputs other than the results (e.g. MNIST's VAE checkpoints) belong in
+  the work directory: a config field ``"{workdir}/checkpoints"`` becomes
+  ``<absolute workdir>/checkpoints``. Other paths are used as given (relative
+  ones relative to the current directory). The runner passes the resolved
+  copy to the study and stores the placeholder form in ``config.json``, so a
+  work directory can be moved and resumed from anywhere.
+
+  Example:
+    >>> c = ml_collections.ConfigDict({"ckpt": "{workdir}/ckpt", "n": 1})
+    >>> resolve_workdir_paths(c, "/tmp/run").ckpt
+    '/tmp/run/ckpt'
+  """
+  root = str(pathlib.Path(workdir).expanduser().resolve())
+
+  def sub(node):
+    for k, v in node.items():
+      if isinstance(v, ml_collections.ConfigDict):
+        sub(v)
+      elif isinstance(v, str) and WORKDIR_PLACEHOLDER in v:
+        node[k] = v.replace(WORKDIR_PLACEHOLDER, root)
+
+  out = ml_collections.ConfigDict(config.to_dict())
+  sub(out)
+  out.lock()
+  return out
+
+
+def _prepare_workdir(workdir: pathlib.Path) -> None:
+  if workdir.exists() and not workdir.is_dir():
+    raise NotADirectoryError(
+        f"workdir {str(workdir)!r} is a file, not a directory: pass a directory (it is created "
+        "if missing)")
+
+
 def _config_json(config) -> dict:
   return results_lib.to_jsonable(config)
-
-
-def _check_resume(workdir: pathlib.Path, config) -> None:
-  path = workdir / "config.json"
-  new = _config_json(config)
-  if not path.exists():
-    results_lib.atomic_write_json(path, new)
-    return
-  old = json.loads(path.read_text())
-  flat_old = _flatten(old)
-  flat_new = _flatten(new)
-  diff = sorted(k for k in set(flat_old) | set(flat_new)
-                if k.split(".")[0] not in RESUME_IGNORED_FIELDS and flat_old.get(k) != flat_new.get(k))
-  if diff:
-    details = "; ".join(f"config.{k}: {flat_old.get(k)!r} -> {flat_new.get(k)!r}" for k in diff[:8])
-    raise ValueError(
-        f"{workdir} holds results of a different config ({details}). Use a new --workdir, or "
-        "rerun with the original config to resume.")
 
 
 def _flatten(d, prefix=""):
@@ -225,21 +398,113 @@ def _flatten(d, prefix=""):
   return out
 
 
+def _in_fields(key: str, fields) -> bool:
+  return any(key == f or key.startswith(f + ".") for f in fields)
+
+
+def _config_diff(old: dict, new: dict, ignore) -> list[str]:
+  fo, fn = _flatten(old), _flatten(new)
+  keys = set(fo) | set(fn)
+  return sorted(k for k in keys if not _in_fields(k, ignore) and fo.get(k) != fn.get(k))
+
+
+def _describe_diff(keys, old, new) -> str:
+  fo, fn = _flatten(old), _flatten(new)
+  more = f"; and {len(keys) - 8} more" if len(keys) > 8 else ""
+  return "; ".join(f"config.{k}: {fo.get(k)!r} -> {fn.get(k)!r}" for k in keys[:8]) + more
+
+
 def _done_points(workdir: pathlib.Path) -> dict[str, dict]:
   entries = results_lib.repair_jsonl(workdir / "results.jsonl")
   return {point_id(e["point"]): e for e in entries}
 
 
+def _check_resume(workdir: pathlib.Path, experiment: Experiment, code: dict, *,
+                  allow_version_change: bool, progress: bool) -> dict[str, dict]:
+  """Checks that ``workdir`` may be (re)used for ``experiment``; returns the finished points.
+
+  Nothing is written until every check passed; then ``config.json`` is
+  (re)written when it is new, when the previous run finished no point (a run
+  that failed at once, e.g. on a wrong path, leaves nothing to protect), or
+  when only sweep fields changed (the sweep is extended or shrunk).
+  """
+  path = workdir / "config.json"
+  new = _config_json(experiment.config)
+  done = _done_points(workdir)
+  write = True
+  note = None
+  if path.exists():
+    try:
+      old = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+      raise ValueError(f"{path} is not valid JSON ({e}): restore it or use a new workdir") from None
+    if done:
+      ignore = (*RESUME_IGNORED_FIELDS, *experiment.sweep_fields)
+      diff = _config_diff(old, new, ignore)
+      if diff:
+        raise ValueError(
+            f"{workdir} holds results of a different config ({_describe_diff(diff, old, new)}). "
+            "Use a new --workdir, or rerun with the original config to resume.")
+      sweep_diff = _config_diff(old, new, RESUME_IGNORED_FIELDS)
+      if sweep_diff:
+        note = f"changing the sweep of {workdir} ({_describe_diff(sweep_diff, old, new)})"
+      write = bool(_config_diff(old, new, ()))
+    elif old != new:
+      note = f"{workdir} holds no finished point: starting over with the new config"
+  elif done:
+    raise ValueError(
+        f"{workdir / 'results.jsonl'} holds {len(done)} finished points but {path} is missing, "
+        "so they cannot be checked against this config: restore config.json or use a new --workdir")
+  wanted = {point_id(p) for p in experiment.sweep}
+  used = [e for pid, e in done.items() if pid in wanted]
+  ident = results_lib.code_identity(code)
+  other = [e for e in used if results_lib.code_identity(e.get("code")) != ident]
+  if other and not allow_version_change:
+    raise ValueError(
+        f"{workdir}: {len(other)} of the {len(used)} finished points were computed by another code "
+        f"version ({results_lib.code_difference(other[0].get('code'), code)}). Rerun with "
+        "--allow_version_change (run(..., allow_version_change=True)) to keep them, or use a new "
+        "--workdir.")
+  if write:
+    results_lib.atomic_write_json(path, new)
+  if progress and note:
+    print(f"[lcoupling] {note}", file=sys.stderr)
+  if progress and other:
+    print(f"[lcoupling] {len(other)} finished points come from another code version "
+          f"({results_lib.code_difference(other[0].get('code'), code)}); kept "
+          "(--allow_version_change)", file=sys.stderr)
+  return done
+
+
+def _code_versions(entries) -> list[dict]:
+  groups: dict[str | None, dict] = {}
+  for e in entries:
+    code = e.get("code")
+    ident = results_lib.code_identity(code)
+    if ident not in groups:
+      base = dict(code) if code else {"git_sha": None, "git_dirty": None, "source_digest": None,
+                                      "versions": None}
+      groups[ident] = {**base, "num_points": 0}
+    groups[ident]["num_points"] += 1
+  return list(groups.values())
+
+
 def summarize_workdir(experiment: Experiment, workdir, *, wall_seconds: float | None = None,
-                      ) -> dict:
-  """Writes ``results.json`` from the points completed so far; returns it."""
+                      code: dict | None = None) -> dict:
+  """Writes ``results.json`` from the points completed so far; returns it.
+
+  ``meta.code_versions`` lists every code version that contributed a point
+  (with its number of points); ``code`` is this process's
+  (:func:`lcoupling.results.code_version`, computed if ``None``).
+  """
   workdir = pathlib.Path(workdir)
   config = experiment.config
   done = _done_points(workdir)
   entries = [done[point_id(p)] for p in experiment.sweep if point_id(p) in done]
   study = studies.get(config.study)
-  records = study.summarize(config, [e["records"] for e in entries]) if entries else []
-  meta = results_lib.run_metadata(config)
+  study_config = resolve_workdir_paths(config, workdir)
+  records = study.summarize(study_config, [e["records"] for e in entries]) if entries else []
+  meta = results_lib.run_metadata(config, code)
   meta.update({
       "num_points": len(experiment.sweep),
       "num_points_done": len(entries),
@@ -247,6 +512,8 @@ def summarize_workdir(experiment: Experiment, workdir, *, wall_seconds: float | 
       "compute_seconds": float(sum(e.get("seconds", 0.0) for e in entries)),
       "wall_seconds": wall_seconds,
       "source": experiment.source,
+      "sweep_fields": list(experiment.sweep_fields),
+      "code_versions": _code_versions(entries),
   })
   res = {
       "schema": results_lib.SCHEMA,
@@ -276,8 +543,15 @@ def make_figures(workdir_or_results, figdir=None) -> list[pathlib.Path]:
 
 
 def run(experiment: Experiment, workdir, *, progress: bool = True, figures: bool = True,
-        max_points: int | None = None) -> dict:
+        max_points: int | None = None, allow_version_change: bool = False) -> dict:
   """Runs (or resumes) ``experiment`` into ``workdir``; returns ``results.json``.
+
+  Re-running resumes: finished points (identified by their JSON) are skipped.
+  A resume must use the same config, except :data:`RESUME_IGNORED_FIELDS` and
+  the experiment's sweep fields (changing those computes the new points only),
+  and the same code version (:func:`lcoupling.results.code_version`: source
+  digest and library versions) unless ``allow_version_change``. A work
+  directory whose previous run finished no point accepts any config.
 
   Args:
     experiment: from :func:`load_experiment` (validated).
@@ -286,6 +560,8 @@ def run(experiment: Experiment, workdir, *, progress: bool = True, figures: bool
     figures: make the figures when the sweep is complete.
     max_points: stop after computing this many new points (for tests and
       for splitting a long run into sessions); the run stays resumable.
+    allow_version_change: resume points computed by another code version
+      (``meta.code_versions`` then lists every version that contributed).
   """
   import jax  # noqa: PLC0415 -- keep `import lcoupling.runner` light
 
@@ -295,9 +571,11 @@ def run(experiment: Experiment, workdir, *, progress: bool = True, figures: bool
   validate(config)  # again: the config may have been edited after loading
   study = studies.get(config.study)
   workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  _check_resume(workdir, config)
-  done = _done_points(workdir)
+  _prepare_workdir(workdir)
+  code = results_lib.code_version()
+  done = _check_resume(workdir, experiment, code, allow_version_change=allow_version_change,
+                       progress=progress)  # checks everything, then creates workdir/config.json
+  study_config = resolve_workdir_paths(config, workdir)
 
   pidx, pcount = jax.process_index(), jax.process_count()
   mine = [p for i, p in enumerate(experiment.sweep) if i % pcount == pidx]
@@ -305,8 +583,8 @@ def run(experiment: Experiment, workdir, *, progress: bool = True, figures: bool
   key = jax.random.key(config.seed, impl=config.prng_impl)
   mesh = parallel.trial_mesh()
   t_start = time.perf_counter()
-  if progress and len(done):
-    print(f"[lcoupling] resuming {workdir}: {len(done)}/{len(experiment.sweep)} points done",
+  if progress and len(mine) > len(todo):
+    print(f"[lcoupling] resuming {workdir}: {len(mine) - len(todo)}/{len(mine)} points done",
           file=sys.stderr)
   bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc=config.name, unit="point",
              disable=not progress, dynamic_ncols=True)
@@ -317,14 +595,14 @@ def run(experiment: Experiment, workdir, *, progress: bool = True, figures: bool
         break
       bar.set_postfix_str(point_id(point)[:60])
       t0 = time.perf_counter()
-      records = study.run_point(key, config, point, mesh=mesh, progress=progress)
+      records = study.run_point(key, study_config, point, mesh=mesh, progress=progress)
       seconds = time.perf_counter() - t0
       results_lib.append_jsonl(workdir / "results.jsonl", {
-          "point": point, "records": records, "seconds": seconds, "process": pidx})
+          "point": point, "records": records, "seconds": seconds, "process": pidx, "code": code})
       computed += 1
       bar.update(1)
       if pcount == 1:
-        summarize_workdir(experiment, workdir)
+        summarize_workdir(experiment, workdir, code=code)
   finally:
     bar.close()
   if pcount > 1:
@@ -333,7 +611,7 @@ def run(experiment: Experiment, workdir, *, progress: bool = True, figures: bool
   wall = time.perf_counter() - t_start
   if pidx != 0:
     return {}
-  res = summarize_workdir(experiment, workdir, wall_seconds=wall)
+  res = summarize_workdir(experiment, workdir, wall_seconds=wall, code=code)
   if figures and res["meta"]["complete"]:
     try:
       make_figures(workdir)

@@ -14,6 +14,19 @@ every draft was rejected (then ``token`` is a fresh sample). Passing the *same*
 ``key`` to ``draft`` and ``verify`` is the shared randomness of the two
 parties. Every scheme outputs ``token ~ q`` exactly.
 
+Logits, not probabilities: ``draft_logits`` and ``target_logits`` are
+unnormalised log-probabilities (``-inf`` = zero mass), as in
+:func:`jax.random.categorical`; pass ``jnp.log(p)`` for a probability vector
+``p`` (:mod:`lcoupling.bounds` is the one module that takes probabilities). A
+concrete argument that looks like a probability vector gets a
+:class:`lcoupling.core.ProbabilitiesAsLogitsWarning`; concrete NaN, ``+inf`` or
+massless rows raise ``ValueError`` naming the argument. Under ``jit``/``vmap``
+values are not inspected and NaN logits give garbage (the first NaN entry wins
+every race, so every draft is that symbol, "accepted" when the target's logits
+are NaN too); wrap the outermost function with
+:func:`lcoupling.core.checked` (``checked(jax.jit(jax.vmap(f)))``) to raise a
+clear error there too.
+
 Randomness layout (identical for every scheme, so studies get common random
 numbers): draft ``k`` is the winner of row ``k`` of the exponential race
 ``log_race_times(key, (K, N))`` (:mod:`lcoupling.core`), an exact sample of
@@ -131,9 +144,12 @@ class Verifier(NamedTuple):
   """A token-level verification scheme (see the module docstring)."""
 
   name: str
-  #: ``draft(key, draft_logits, num_drafts=None) -> int32[K]``.
+  #: ``draft(key, draft_logits, num_drafts=None) -> int32[K]``; ``draft_logits``
+  #: are logits (``jnp.log(p)``), not probabilities.
   draft: Callable
-  #: ``verify(key, drafts, draft_logits, target_logits) -> (token, accepted, index)``.
+  #: ``verify(key, drafts, draft_logits, target_logits) -> (token, accepted, index)``;
+  #: logits, not probabilities. NaN logits under ``jit``/``vmap`` are detected
+  #: only inside :func:`lcoupling.core.checked`.
   verify: Callable
   #: whether ``[K, N]`` draft logits with different rows are allowed.
   supports_diverse: bool
@@ -149,6 +165,8 @@ class Verifier(NamedTuple):
 def _check_draft_args(name, draft_logits, num_drafts):
   draft_logits = jnp.asarray(draft_logits)
   core.check_logits(draft_logits, "draft_logits", ndim=(1, 2))
+  core.warn_if_probabilities(draft_logits, "draft_logits")
+  core._debug_check_logits(draft_logits, "draft_logits")
   if num_drafts is None:
     if draft_logits.ndim != 2:
       raise ValueError(f"{name}: num_drafts is required when draft_logits is one distribution [N]")
@@ -171,6 +189,10 @@ def _check_verify_args(name, drafts, draft_logits, target_logits):
   num_drafts = core.check_num_drafts(drafts.shape[0], "len(drafts)")
   core.check_logits(target_logits, "target_logits", ndim=(1,))
   core.check_logits(draft_logits, "draft_logits", ndim=(1, 2))
+  core.warn_if_probabilities(draft_logits, "draft_logits")
+  core.warn_if_probabilities(target_logits, "target_logits")
+  core._debug_check_logits(draft_logits, "draft_logits")
+  core._debug_check_logits(target_logits, "target_logits")
   n = target_logits.shape[-1]
   if draft_logits.shape[-1] != n:
     raise ValueError(
@@ -446,6 +468,9 @@ def simulate(key: jax.Array, verifier: Verifier | str, draft_logits: jax.Array,
   """Runs ``verifier.draft`` then ``verifier.verify`` with the same ``key``.
 
   jit-able (``verifier`` and ``num_drafts`` static) and vmap-able over keys.
+  ``draft_logits`` and ``target_logits`` are logits (``jnp.log(p)``), not
+  probabilities; under ``jit``/``vmap`` NaN logits give garbage unless the
+  outermost function is wrapped with :func:`lcoupling.core.checked`.
 
   Returns:
     ``(token int32[], accepted bool[], index int32[])``.

@@ -2,6 +2,9 @@
 
 import ml_collections
 
+#: num_points only selects the sweep points: a finished run may be extended.
+SWEEP_FIELDS = ("num_points",)
+
 
 def get_config(arg=None):
   if arg not in (None, "", "quick"):
@@ -17,6 +20,7 @@ def get_config(arg=None):
   c.num_points = 5
   c.num_trials = 20
   c.crash_at = -1
+  c.scratch_dir = "{workdir}/scratch"  # a run output: resolved under the work directory
   return c
 
 

@@ -23,6 +23,10 @@ def _trial(key, t):
 def run_point(key, config, point, *, mesh=None, progress=False):
   if point["x"] == config.crash_at:
     raise RuntimeError(f"simulated crash at point {point}")
+  if config.get("scratch_dir"):
+    scratch = pathlib.Path(config.scratch_dir)
+    scratch.mkdir(parents=True, exist_ok=True)
+    (scratch / f"x{point['x']}.txt").write_text("done\n")
   k = jax.random.fold_in(key, point["x"])
   u = parallel.map_trials(_trial, k, config.num_trials, chunk_size=config.chunk_size, mesh=mesh)
   return [{"x": point["x"], "mean": float(np.mean(u, dtype=np.float64))}]

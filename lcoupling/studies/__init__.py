@@ -3,7 +3,10 @@
 """Studies: the experiments that :mod:`lcoupling.runner` executes.
 
 A study is a module with four functions. The runner (and a notebook) calls
-them; none of them touches the work directory::
+them; none of them touches the work directory's results files. Config fields
+written ``"{workdir}/..."`` reach them resolved to paths inside the work
+directory (:func:`lcoupling.runner.resolve_workdir_paths`): that is where a
+study puts other run outputs, e.g. checkpoints::
 
     validate(config) -> None
         Raise ``ValueError`` naming the field (``"config.num_drafts ..."``) for any
@@ -23,6 +26,17 @@ them; none of them touches the work directory::
     plot(results, figdir) -> list[pathlib.Path]
         Makes the figures from a loaded ``results.json`` dict ONLY; writes PNG
         and PDF files under ``figdir``; returns the paths written.
+
+and a table printer, ``python -m lcoupling.studies.NAME WORKDIR``::
+
+    def tables(results, *args) -> str: ...   # markdown tables of a results.json dict
+    def main(argv=None):
+      return common.study_main("NAME", tables, argv)
+    if __name__ == "__main__":
+      sys.exit(main())
+
+(:func:`lcoupling.studies.common.study_main` checks ``meta.study`` and prints
+one-line errors naming the file).
 """
 
 from __future__ import annotations

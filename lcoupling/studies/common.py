@@ -1,14 +1,37 @@
 # Copyright 2026 The lcoupling Authors.
 # SPDX-License-Identifier: Apache-2.0
-"""Helpers shared by the studies: mean +- SEM over repeats, table formatting."""
+"""Helpers shared by the studies: mean +- SEM over repeats, table formatting, table printers.
+
+Every study module has a table printer, run as
+``python -m lcoupling.studies.NAME WORKDIR_OR_RESULTS_JSON [ARGS ...]``. It is
+:func:`study_main` with the study's name and a ``tables(results, *args) -> str``
+function::
+
+    def main(argv=None):
+      return common.study_main("toy", tables, argv)
+
+    if __name__ == "__main__":
+      sys.exit(main())
+
+:func:`study_main` loads the results with :func:`load_study_results`, which
+names the file and the right command when the results belong to another study,
+and prints one line ``error: ...`` (exit status 1) for a missing or damaged
+file instead of a traceback.
+"""
 
 from __future__ import annotations
 
 import math
+import pathlib
+import sys
+from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["mean_sem", "fmt_mean_sem", "records", "rate_series", "rate_table"]
+from lcoupling import results as results_lib
+
+__all__ = ["mean_sem", "fmt_mean_sem", "records", "rate_series", "rate_table",
+           "load_study_results", "study_main"]
 
 
 def mean_sem(values) -> tuple[float, float | None]:
@@ -92,3 +115,48 @@ def rate_table(cells, field: str, *, schemes=("gls", "baseline"), digits: int = 
         row.append(txt + (annotate(r) if annotate is not None else ""))
     lines.append("| " + " | ".join(row) + " |")
   return "\n".join(lines)
+
+
+def load_study_results(path, study: str) -> dict:
+  """Loads ``results.json`` (a work directory or the file) and checks it belongs to ``study``.
+
+  Raises ``FileNotFoundError`` / ``ValueError`` naming the file: missing,
+  not JSON (truncated), not a results file, or the results of another study
+  (with the command that prints those).
+  """
+  res = results_lib.load_results(path)
+  got = (res.get("meta") or {}).get("study")
+  if got != study:
+    p = pathlib.Path(path)
+    file = p / "results.json" if p.is_dir() else p
+    hint = f": print them with python -m lcoupling.studies.{got} {path}" if got else ""
+    raise ValueError(f"{file} holds results of the {got!r} study, not {study!r}{hint}")
+  return res
+
+
+def study_main(study: str, tables: Callable[..., str], argv=None) -> int:
+  """``python -m lcoupling.studies.STUDY WORKDIR_OR_RESULTS_JSON [ARGS ...]``: prints the tables.
+
+  Args:
+    study: the study name (``meta.study`` of the results).
+    tables: ``tables(results, *args) -> str``, the markdown tables of a loaded
+      ``results.json`` (``args`` are the command's extra arguments, e.g. fields).
+    argv: the arguments after the program name (default ``sys.argv[1:]``).
+
+  Returns:
+    The exit status: 0, 1 (error, printed as one line) or 2 (usage).
+  """
+  argv = sys.argv[1:] if argv is None else list(argv)
+  usage = (f"usage: python -m lcoupling.studies.{study} WORKDIR_OR_RESULTS_JSON [ARGS ...]\n"
+           f"{(tables.__doc__ or '').strip()}")
+  if not argv or argv[0] in ("-h", "--help"):
+    print(usage, file=sys.stderr if not argv else sys.stdout)
+    return 2 if not argv else 0
+  try:
+    res = load_study_results(argv[0], study)
+    text = tables(res, *argv[1:])
+  except (ValueError, OSError) as e:
+    print("error: " + " ".join(str(e).split()), file=sys.stderr)
+    return 1
+  print(text)
+  return 0

@@ -19,8 +19,13 @@ Two parts (sweep points):
 
 Randomness: pair ``i`` uses ``fold_in(fold_in(key, PAIRS), i)``; Monte-Carlo
 sample ``t`` of list size ``K`` uses ``fold_in(fold_in(fold_in(key, MC), K), t)``
-then ``fold_in(., pair)`` and ``fold_in(., method)`` -- nothing depends on the
-chunking, the device count or the order of the sweep.
+then ``fold_in(., pair)`` and ``fold_in(., MC_METHODS.index(method))`` (a fixed
+id per method, not its position in ``config.methods``) -- nothing depends on
+the chunking, the device count, the order of the sweep or which other methods
+run.
+
+Tables: ``python -m lcoupling.studies.toy WORKDIR`` prints the acceptance table
+(:func:`markdown_table`) and the coupling summary (:func:`coupling_table`).
 
 Reproduces the toy study of Rowan et al. (2025) (acceptance of GLS, SpecInfer,
 SpecTr vs the optimum, N = 10, K = 1..20) and the coupling figure of Daliri et
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import pathlib
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -40,9 +46,10 @@ from lcoupling import bounds, core, parallel, plotting, verifiers
 from lcoupling.studies import common
 
 __all__ = ["validate", "run_point", "summarize", "plot", "random_pairs", "MC_METHODS",
-           "EXACT_METHODS"]
+           "EXACT_METHODS", "markdown_table", "coupling_table", "tables", "main"]
 
-#: Monte-Carlo verifiers (names of :func:`lcoupling.verifiers.get`).
+#: Monte-Carlo verifiers (names of :func:`lcoupling.verifiers.get`). A method's
+#: index here is its random stream: append new methods, never reorder.
 MC_METHODS = ("gls", "specinfer", "spectr")
 #: Exact quantities per (pair, K).
 EXACT_METHODS = ("gls_exact", "lml", "optimum")
@@ -100,9 +107,9 @@ def _acceptance_trial(trial_key, trial, p_logits, q_logits, *, num_drafts, metho
   def pair(i, lp, lq):
     k_pair = jax.random.fold_in(trial_key, i)
     out = []
-    for m, name in enumerate(methods):
+    for name in methods:
       v = verifiers.get(name)
-      k = jax.random.fold_in(k_pair, m)
+      k = jax.random.fold_in(k_pair, MC_METHODS.index(name))  # a fixed id, not the position
       drafts = v.draft(k, lp, num_drafts)
       _, accepted, _ = v.verify(k, drafts, lp, lq)
       out.append(accepted)
@@ -298,15 +305,103 @@ def plot(results, figdir) -> list[pathlib.Path]:
   return written
 
 
-def markdown_table(results, ks=(1, 2, 4, 8, 16, 20)) -> str:
-  """A markdown table of mean acceptance per K and method."""
-  records = [r for r in results["records"] if r.get("part") == "acceptance"]
-  methods = [m for m in ("gls", "gls_exact", "lml", "specinfer", "spectr", "optimum")
-             if any(r["method"] == m for r in records)]
+_LABELS = {"gls": "GLS (MC)", "gls_exact": "GLS exact", "lml": "LML", "specinfer": "SpecInfer",
+           "spectr": "SpecTr", "optimum": "optimum α*"}
+
+
+def markdown_table(results, ks=None) -> str:
+  """Markdown table of the mean acceptance over pairs per K and method.
+
+  GLS (Monte-Carlo) is shown with the Monte-Carlo standard error of the mean
+  (``mc_stderr``); ``ks`` selects rows (default: every K in the results).
+
+  Example:
+    >>> recs = [{"part": "acceptance", "K": 2, "method": m, "acceptance": a, "mc_stderr": 0.0003}
+    ...         for m, a in (("gls", 0.5726), ("gls_exact", 0.573), ("lml", 0.563))]
+    >>> print(markdown_table({"records": recs}))
+    | K | GLS (MC) | GLS exact | LML |
+    |---|---|---|---|
+    | 2 | 0.5726 ± 0.0003 | 0.573 | 0.563 |
+  """
+  records = [r for r in common.records(results) if r.get("part") == "acceptance"]
+  methods = [m for m in _LABELS if any(r["method"] == m for r in records)]
   present = sorted({r["K"] for r in records})
-  ks = [k for k in ks if k in present] or present
-  val = {(r["K"], r["method"]): r["acceptance"] for r in records}
-  lines = ["| K | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+  ks = present if ks is None else ([k for k in ks if k in present] or present)
+  val = {(r["K"], r["method"]): r for r in records}
+  lines = ["| K | " + " | ".join(_LABELS[m] for m in methods) + " |",
+           "|---|" + "---|" * len(methods)]
   for k in ks:
-    lines.append(f"| {k} | " + " | ".join(f"{val[(k, m)]:.3f}" for m in methods) + " |")
+    cells = []
+    for m in methods:
+      r = val.get((k, m))
+      if r is None or r.get("acceptance") is None:
+        cells.append("–")
+      elif m == "gls":
+        cells.append(common.fmt_mean_sem(r["acceptance"], r.get("mc_stderr"), 4))
+      else:
+        cells.append(f"{r['acceptance']:.3f}")
+    lines.append(f"| {k} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
+
+
+def coupling_table(results, edges=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0)) -> str:
+  """Markdown summary of the coupling part: mean match probabilities per d_TV bin.
+
+  One row per bin of ``d_TV(p, q)`` (pairs, mean Gumbel / weighted-MinHash
+  match probability, Monte-Carlo and exact, and the two references
+  ``(1 - d)/(1 + d)`` and ``1 - d``), then one line of checks: on how many
+  pairs the exact Gumbel match is >= the MinHash one, and how many Monte-Carlo
+  values are within 4 standard errors of the exact ones. Empty if the results
+  have no coupling part.
+  """
+  rows = [r for r in common.records(results) if r.get("part") == "coupling"]
+  if not rows:
+    return ""
+  d = np.array([r["d_tv"] for r in rows], float)
+  head = ["d_TV", "pairs", "Gumbel (MC)", "Gumbel exact", "MinHash (MC)", "MinHash exact",
+          "(1-d)/(1+d)", "1-d"]
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  fields = ("gumbel", "gumbel_exact", "minhash", "minhash_exact", "daliri_bound", "maximal")
+  for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+    last = i == len(edges) - 2
+    sel = [r for r, x in zip(rows, d) if lo <= x < hi or (last and x == hi)]
+    if not sel:
+      continue
+    means = [np.mean([r[f] for r in sel]) for f in fields]
+    lines.append(f"| {lo:.1f}–{hi:.1f} | {len(sel)} | " + " | ".join(f"{m:.3f}" for m in means)
+                 + " |")
+
+  def within(f):  # binomial SE at the exact value (at least 1/n, for exact values near 0 or 1)
+    return sum(abs(r[f] - r[f + "_exact"]) <= 4 * max(
+        np.sqrt(r[f + "_exact"] * (1 - r[f + "_exact"]) / r["num_samples"]), 1 / r["num_samples"])
+               for r in rows)
+
+  ge = sum(r["gumbel_exact"] >= r["minhash_exact"] - 1e-6 for r in rows)
+  n = len(rows)
+  lines.append("")
+  lines.append(f"{n} pairs, {rows[0]['num_samples']} samples each: exact Gumbel >= exact "
+               f"MinHash on {ge}/{n}; Monte-Carlo within 4 SE of exact: Gumbel {within('gumbel')}/{n}, "
+               f"MinHash {within('minhash')}/{n}")
+  return "\n".join(lines)
+
+
+def tables(results, *args) -> str:
+  """Prints the acceptance table and the coupling summary (no extra arguments)."""
+  if args:
+    raise ValueError(f"unexpected arguments {list(args)}: the toy printer takes only the results")
+  out = []
+  if any(r.get("part") == "acceptance" for r in common.records(results)):
+    out += ["acceptance (mean over pairs):", "", markdown_table(results)]
+  coupling = coupling_table(results)
+  if coupling:
+    out += ["", "coupling vs d_TV:", "", coupling]
+  return "\n".join(out) if out else "no records yet"
+
+
+def main(argv=None) -> int:
+  """``python -m lcoupling.studies.toy WORKDIR_OR_RESULTS_JSON``: prints the tables."""
+  return common.study_main("toy", tables, argv)
+
+
+if __name__ == "__main__":
+  sys.exit(main())
