@@ -66,12 +66,31 @@ def unpermute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
       w.shape)
 
 
-def _open(path: pathlib.Path):
+def _reader_class():
   import gguf
+
+  class Reader(gguf.GGUFReader):
+    """``GGUFReader`` parsing through a plain ndarray view of its memory map.
+
+    The reader slices ``self.data`` once per metadata item (~200 000 times for
+    a 49 k-token vocabulary with its merges); on an ``np.memmap`` every slice
+    pays the subclass's ``__array_finalize__`` (~5 s in all); a base-class
+    view of the same mapping makes parsing ~3x faster and reads the same bytes.
+    """
+
+    def _get(self, offset, dtype, count=1, override_order=None):
+      if type(self.data) is not np.ndarray:
+        self.data = self.data.view(np.ndarray)
+      return super()._get(offset, dtype, count, override_order)
+
+  return Reader
+
+
+def _open(path: pathlib.Path):
   if not path.is_file():
     raise FileNotFoundError(f"{path}: GGUF file not found")
   try:
-    reader = gguf.GGUFReader(path)
+    reader = _reader_class()(path)
   except Exception as e:  # the reader raises ValueError / IndexError / struct errors
     raise ValueError(f"{path}: not a readable GGUF file (truncated or corrupt?): "
                      f"{type(e).__name__}: {e}") from e
