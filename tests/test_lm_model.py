@@ -160,3 +160,31 @@ def test_bad_token_ids_and_context(model):
     model.logits(jnp.array([[-1, 2]]))
   with pytest.raises(ValueError, match="exceeds the model's context length 64"):
     model.init_cache(1, 65)
+
+
+def test_attention_formulations_agree(monkeypatch):
+  """The block-diagonal (short query blocks) and batched-matmul attentions are equal."""
+  from lcoupling.lm import model as model_lib
+  rng = np.random.default_rng(4)
+  b, t, hq, hkv, d, s = 2, 3, 6, 2, 8, 10
+  q = jnp.asarray(rng.normal(size=(b, t, hq, d)) * 2, jnp.float32)
+  k = jnp.asarray(rng.normal(size=(b, s, hkv, d)) * 2, jnp.float32)
+  v = jnp.asarray(rng.normal(size=(b, s, hkv, d)), jnp.float32)
+  q_pos = jnp.array([[4, 5, 6], [-1, 0, 9]])  # a query with no visible key attends uniformly
+  k_pos = jnp.broadcast_to(jnp.arange(s), (b, s))
+  assert t * hkv <= model_lib._BLOCK_DIAGONAL_MAX
+  small = model_lib._attend(q, k, v, q_pos, k_pos, hkv)
+  monkeypatch.setattr(model_lib, "_BLOCK_DIAGONAL_MAX", 0)
+  large = model_lib._attend(q, k, v, q_pos, k_pos, hkv)
+  np.testing.assert_allclose(np.asarray(small), np.asarray(large), rtol=1e-5, atol=1e-5)
+  # and both equal a direct per-head softmax
+  qn, kn, vn = (np.asarray(a, np.float64) for a in (q, k, v))
+  for r in range(b):
+    for i in range(t):
+      seen = (np.arange(s) <= int(q_pos[r, i])) & (np.arange(s) >= 0)
+      for h in range(hq):
+        kh = h // (hq // hkv)
+        sc = np.where(seen, kn[r, :, kh] @ qn[r, i, h] / np.sqrt(d), -1e30)
+        p = np.exp(sc - sc.max())
+        np.testing.assert_allclose(np.asarray(small)[r, i, h * d:(h + 1) * d],
+                                   (p / p.sum()) @ vn[r, :, kh], rtol=1e-4, atol=1e-4)
