@@ -60,6 +60,7 @@ demo: setup data lm
 figures: setup
 	for d in $(RUNS)/*/; do $(PY) -m experiments.plot $$d; done
 
-bench: setup
+bench: setup lm
 	$(PY) benchmarks/coupling.py
 	$(PY) benchmarks/gaussian.py
+	$(PY) benchmarks/lm.py --data_dir $(DATA)

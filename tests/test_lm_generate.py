@@ -85,6 +85,10 @@ def test_token_t_uses_fold_in_of_t():
   other, _ = generate.sample(jax.random.key(8), lm, jnp.array([5, 9]), max_new_tokens=8,
                              temperature=0.7, top_k=20)
   assert other.tolist() != long.tolist()
+  # sample itself is jit-able (traced key, prompt and temperature)
+  jitted = jax.jit(lambda k, p, temp: generate.sample(k, lm, p, max_new_tokens=8,
+                                                      temperature=temp, top_k=20))
+  assert jitted(key, jnp.array([5, 9]), 0.7)[0].tolist() == long.tolist()
 
 
 @pytest.fixture(scope="module")
