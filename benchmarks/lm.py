@@ -14,7 +14,8 @@ A forward pass cannot be faster than its floor
 with both rates measured in the same run: the bandwidth as the best of a
 large array reduction (``jnp.sum``) and a large matrix-vector product (the
 kernel a decode step is made of), the FLOP rate as a large square matmul in
-the model's dtype. Bytes are the parameters (the tied embedding counted once,
+the model's dtype (the matrix-vector product takes the better of ``v @ W``
+and ``W @ v``). Bytes are the parameters (the tied embedding counted once,
 as the output head) plus the KV-cache entries a pass must read (the
 ``P`` valid positions of each row) and write; FLOPs are ``2 x`` the
 multiply-adds of the projections, the MLP, the head and causal attention
@@ -81,8 +82,8 @@ def roofline(dtype, quick, reps):
   x = jnp.ones((n,), jnp.float32)
   t_sum = _best(jax.jit(jnp.sum), x, reps=reps)
   w = jnp.ones((n // 1024, 1024), jnp.float32)
-  v = jnp.ones((1, n // 1024), jnp.float32)
-  t_mv = _best(jax.jit(jnp.dot), v, w, reps=reps)
+  t_mv = min(_best(jax.jit(lambda v, w: v @ w), jnp.ones((1, n // 1024)), w, reps=reps),
+             _best(jax.jit(lambda v, w: w @ v), jnp.ones((1024, 1)), w, reps=reps))
   bw_sum, bw_mv = x.nbytes / t_sum, w.nbytes / t_mv
   del x, w
   m = 1536 if quick else 2048
