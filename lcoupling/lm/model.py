@@ -238,10 +238,9 @@ def _attend(q, k, v, q_pos, k_pos, num_kv_heads):
   scale = 1.0 / math.sqrt(d)
   if t * num_kv_heads <= _BLOCK_DIAGONAL_MAX:
     eye = jnp.eye(num_kv_heads, dtype=q.dtype)
-    q_block = jnp.einsum("btkgd,kj->bjdtkg", q * jnp.asarray(scale, q.dtype), eye)
-    q_block = q_block.reshape(b, num_kv_heads * d, t * hq)
+    q_block = jnp.einsum("btkgd,kj->bjdtkg", q, eye).reshape(b, num_kv_heads * d, t * hq)
     scores = jnp.einsum("bsc,bcn->bsn", k.reshape(b, s, num_kv_heads * d), q_block,
-                        preferred_element_type=jnp.float32)  # [B, S, T * Hq]
+                        preferred_element_type=jnp.float32) * scale  # [B, S, T * Hq]
     mask = jnp.broadcast_to(jnp.swapaxes(visible, 1, 2)[..., None], (b, s, t, hq))
     scores = jnp.where(mask.reshape(b, s, t * hq), scores, _MASK_VALUE)
     probs = jax.nn.softmax(scores, axis=1).astype(v.dtype)
