@@ -22,7 +22,9 @@ multiply-adds of the projections, the MLP, the head and causal attention
 over the valid positions.
 
 Measured (jitted, after a warm-up call, best of ``--reps`` wall-clock times,
-``block_until_ready``):
+``block_until_ready``; before every rep each roofline kernel runs once, and a
+pass's floor uses the best rates of its own reps, so that pass and floor are
+measured over the same stretch of time on a shared CPU):
 
 * ``prefill``: a ``P``-token prompt into a fresh cache (compute-bound);
 * ``decode Bx1``: one token for each of ``B`` = 1, 4, 8 rows at position ``P``
@@ -55,41 +57,64 @@ from lcoupling import lm  # noqa: E402
 DECODE_STEPS = 16
 
 
-def _best(fn, *args, reps):
-  jax.block_until_ready(fn(*args))  # compile + warm up
+def _once(fn, *args):
+  t0 = time.perf_counter()
+  out = jax.block_until_ready(fn(*args))
+  return time.perf_counter() - t0, out
+
+
+class Roofline:
+  """The roofline kernels (see the module docstring), timed one call at a time.
+
+  :meth:`sample` times each kernel once and keeps the best rates seen since
+  :meth:`reset`: interleaved with a pass's reps, the floor of that pass comes
+  from the same stretch of time (the CPU is shared: its speed drifts).
+  """
+
+  def __init__(self, dtype, quick):
+    n = (64 if quick else 128) * 1024 * 1024  # float32 elements: 256 / 512 MB
+    self.x = jnp.ones((n,), jnp.float32)
+    self.w = jnp.ones((n // 1024, 1024), jnp.float32)
+    self.vl, self.vr = jnp.ones((1, n // 1024)), jnp.ones((1024, 1))
+    self.m = 1536 if quick else 2048
+    self.a = jnp.ones((self.m, self.m), dtype)
+    self.kernels = {"sum": (jax.jit(jnp.sum), (self.x,), self.x.nbytes),
+                    "v@W": (jax.jit(lambda v, w: v @ w), (self.vl, self.w), self.w.nbytes),
+                    "W@v": (jax.jit(lambda w, v: w @ v), (self.w, self.vr), self.w.nbytes)}
+    self.matmul = jax.jit(jnp.dot)
+    for f, args, _ in self.kernels.values():
+      jax.block_until_ready(f(*args))
+    jax.block_until_ready(self.matmul(self.a, self.a))
+    self.reset()
+
+  def reset(self):
+    self.bw = {k: 0.0 for k in self.kernels}
+    self.flops = 0.0
+
+  def sample(self):
+    for name, (f, args, nbytes) in self.kernels.items():
+      self.bw[name] = max(self.bw[name], nbytes / _once(f, *args)[0])
+    self.flops = max(self.flops, 2 * self.m ** 3 / _once(self.matmul, self.a, self.a)[0])
+
+  @property
+  def bandwidth(self):
+    return max(self.bw.values())
+
+
+def measure(roof, fn, state, reps):
+  """Best time of ``state -> (output, state)`` over ``reps`` calls, each after a roofline sample.
+
+  ``state`` (a KV cache) may be donated by ``fn``; its output state feeds the next call.
+  """
+  _, (_, state) = _once(fn, state)  # compile + warm up
+  roof.reset()
   best = float("inf")
   for _ in range(reps):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    best = min(best, time.perf_counter() - t0)
+    roof.sample()
+    t, (_, state) = _once(fn, state)
+    best = min(best, t)
+  roof.sample()
   return best
-
-
-def _best_carried(fn, state, reps):
-  """Like :func:`_best` for ``state -> (output, state)`` with a donated state (a KV cache)."""
-  out, state = jax.block_until_ready(fn(state))
-  best = float("inf")
-  for _ in range(reps):
-    t0 = time.perf_counter()
-    out, state = jax.block_until_ready(fn(state))
-    best = min(best, time.perf_counter() - t0)
-  return best
-
-
-def roofline(dtype, quick, reps):
-  """(bandwidth bytes/s, details), (matmul FLOP/s, n)."""
-  n = (64 if quick else 128) * 1024 * 1024  # float32 elements: 256 / 512 MB
-  x = jnp.ones((n,), jnp.float32)
-  t_sum = _best(jax.jit(jnp.sum), x, reps=reps)
-  w = jnp.ones((n // 1024, 1024), jnp.float32)
-  t_mv = min(_best(jax.jit(lambda v, w: v @ w), jnp.ones((1, n // 1024)), w, reps=reps),
-             _best(jax.jit(lambda v, w: w @ v), jnp.ones((1024, 1)), w, reps=reps))
-  bw_sum, bw_mv = x.nbytes / t_sum, w.nbytes / t_mv
-  del x, w
-  m = 1536 if quick else 2048
-  a = jnp.ones((m, m), dtype)
-  t_mm = _best(jax.jit(jnp.dot), a, a, reps=reps)
-  return (max(bw_sum, bw_mv), bw_sum, bw_mv), (2 * m ** 3 / t_mm, m)
 
 
 def model_costs(c, itemsize):
@@ -131,20 +156,19 @@ def main(argv=None):
         f"{jax.default_backend()} ({getattr(dev, 'device_kind', dev.platform)})  host cpus "
         f"{os.cpu_count()}")
   print(f"model {args.model}: {c.num_parameters / 1e6:.1f} M parameters, {c.dtype}; prompt "
-        f"P = {p_len}, cache {s_len} positions; best of {reps} reps after warm-up\n")
+        f"P = {p_len}, cache {s_len} positions; best of {reps} reps after warm-up, each rep "
+        "after one call of every roofline kernel\n")
 
-  (bw, bw_sum, bw_mv), (flops_rate, m) = roofline(c.dtype, args.quick, reps)
-  print(f"memory bandwidth {bw / 1e9:.1f} GB/s (jnp.sum {bw_sum / 1e9:.1f}, matrix-vector "
-        f"{bw_mv / 1e9:.1f});  {c.dtype} matmul {m}^3: {flops_rate / 1e9:.0f} GFLOP/s\n")
-
+  roof = Roofline(c.dtype, args.quick)
   matmul_params, param_bytes, cache_pos_bytes = model_costs(c, itemsize)
-
-  def floor(rows, t, start):
-    flops = 2 * matmul_params * rows * t + attention_flops(c, rows, t, start)
-    nbytes = param_bytes + cache_pos_bytes * rows * (start + t)  # read start, write t
-    return nbytes / bw, flops / flops_rate
-
   rows_out = []
+
+  def record(name, t, rows, t_len, start, tokens):
+    flops = 2 * matmul_params * rows * t_len + attention_flops(c, rows, t_len, start)
+    nbytes = param_bytes + cache_pos_bytes * rows * (start + t_len)  # read start, write t_len
+    mem, comp = nbytes / roof.bandwidth, flops / roof.flops
+    rows_out.append((name, t, mem, comp, tokens / t, roof.bandwidth, roof.flops))
+
   prompt = jnp.asarray(np.random.default_rng(0).integers(0, c.vocab_size, p_len), jnp.int32)
 
   @functools.partial(jax.jit, static_argnums=(2,))
@@ -153,8 +177,8 @@ def main(argv=None):
     logits, cache = model(prompt[None], cache, jnp.zeros((1,), jnp.int32))
     return logits[:, -1], cache
 
-  t = _best(prefill, model, prompt, s_len, reps=reps)
-  rows_out.append((f"prefill 1x{p_len}", t, *floor(1, p_len, 0), f"{p_len / t:.0f} tokens/s"))
+  t = measure(roof, lambda state: (prefill(model, prompt, s_len), state), None, reps)
+  record(f"prefill 1x{p_len}", t, 1, p_len, 0, p_len)
   _, base_cache = prefill(model, prompt, s_len)
 
   # Decode steps and verification passes update a donated cache in place, as
@@ -173,10 +197,9 @@ def main(argv=None):
     cache = jax.tree.map(jnp.array, lm.cache.broadcast_rows(base_cache, b))
     tok = jnp.zeros((b, 1), jnp.int32)
     pos = jnp.full((b,), p_len, jnp.int32)
-    t = _best_carried(lambda cache: decode_steps(model, cache, tok, pos, DECODE_STEPS), cache,
-                      reps) / DECODE_STEPS
-    mem, comp = floor(b, 1, p_len)
-    rows_out.append((f"decode {b}x1", t, mem, comp, f"{b / t:.0f} tokens/s"))
+    t = measure(roof, lambda cache: decode_steps(model, cache, tok, pos, DECODE_STEPS), cache,
+                reps) / DECODE_STEPS
+    record(f"decode {b}x1", t, b, 1, p_len, b)
 
   @functools.partial(jax.jit, donate_argnums=(1,))
   def verify(model, cache, tokens, pos):
@@ -186,14 +209,17 @@ def main(argv=None):
   cache = jax.tree.map(jnp.array, lm.cache.broadcast_rows(base_cache, 8))
   tokens = jnp.zeros((8, 5), jnp.int32)
   pos = jnp.full((8,), p_len, jnp.int32)
-  t = _best_carried(lambda cache: verify(model, cache, tokens, pos), cache, reps)
-  rows_out.append(("verify 8x5", t, *floor(8, 5, p_len), f"{40 / t:.0f} tokens/s"))
+  t = measure(roof, lambda cache: verify(model, cache, tokens, pos), cache, reps)
+  record("verify 8x5", t, 8, 5, p_len, 40)
 
-  print("| pass | time (ms) | memory floor (ms) | compute floor (ms) | ratio to floor | rate |")
-  print("|---|---:|---:|---:|---:|---:|")
-  for name, t, mem, comp, rate in rows_out:
+  print("| pass | time (ms) | memory floor (ms) | compute floor (ms) | ratio to floor | tokens/s "
+        "| bandwidth (GB/s) | matmul (GFLOP/s) |")
+  print("|---|---:|---:|---:|---:|---:|---:|---:|")
+  for name, t, mem, comp, rate, bw, fl in rows_out:
     print(f"| {name} | {t * 1e3:.1f} | {mem * 1e3:.1f} | {comp * 1e3:.1f} | "
-          f"{t / max(mem, comp):.2f} | {rate} |")
+          f"{t / max(mem, comp):.2f} | {rate:.0f} | {bw / 1e9:.1f} | {fl / 1e9:.0f} |")
+  print("\nbandwidth = the best of jnp.sum / v@W / W@v and matmul = a "
+        f"{roof.m}^3 {c.dtype} matmul, both over the same reps as the pass")
 
 
 if __name__ == "__main__":
