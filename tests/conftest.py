@@ -132,3 +132,20 @@ def to_logits(p):
 def logits():
   """``logits(p)``: float32 log-probabilities with ``-inf`` for zero mass."""
   return to_logits
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+  """SmolLM2-135M-Instruct (float32), loaded once per session: ``LoadedLM(model, tokenizer, ...)``.
+
+  Skips (with the fix in the reason) when ``make lm`` has not fetched the model.
+  """
+  import pathlib
+
+  from lcoupling.lm import assets, load
+  data_dir = pathlib.Path(__file__).resolve().parent.parent / "data"
+  try:
+    assets.asset_path("smollm2", data_dir)
+  except assets.AssetError as e:
+    pytest.skip(f"SmolLM2 asset not fetched: {e}")
+  return load("smollm2-135m", dtype="float32", data_dir=data_dir)

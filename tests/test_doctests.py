@@ -11,7 +11,10 @@ MODULES = ["lcoupling.core", "lcoupling.parallel", "lcoupling.bounds", "lcouplin
            "lcoupling.compression", "lcoupling.compression.codec",
            "lcoupling.compression.vae", "lcoupling.compression.train", "lcoupling.data",
            "lcoupling.studies.common", "lcoupling.studies.mnist", "lcoupling.studies.toy",
-           "lcoupling.runner"]
+           "lcoupling.runner",
+           "lcoupling.lm.model", "lcoupling.lm.cache", "lcoupling.lm.sampling", "lcoupling.lm.markov",
+           "lcoupling.lm.tokenizer", "lcoupling.lm.gguf_io", "lcoupling.lm.loading",
+           "lcoupling.lm.generate", "lcoupling.lm.prompts", "lcoupling.lm.assets"]
 
 
 @pytest.mark.parametrize("name", MODULES)

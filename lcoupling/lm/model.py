@@ -212,28 +212,45 @@ def _rope(x, cos, sin):
   return jnp.concatenate([x1 * c - x2 * s, x2 * c + x1 * s], axis=-1).astype(x.dtype)
 
 
-def _write(cache_layer, new, positions):
-  """Writes ``new [B, T, H, D]`` into ``cache_layer [B, S, H, D]`` at ``positions [B, T]``.
-
-  Positions outside ``[0, S)`` are dropped.
-  """
-  s = cache_layer.shape[1]
-  idx = jnp.where((positions < 0) | (positions >= s), s, positions)
-  return jax.vmap(lambda c, i, n: c.at[i].set(n, mode="drop"))(cache_layer, idx,
-                                                                new.astype(cache_layer.dtype))
+#: Attention of at most this many ``queries x kv heads`` per row uses the
+#: block-diagonal formulation of :func:`_attend` (decoding, verification passes).
+_BLOCK_DIAGONAL_MAX = 16
 
 
 def _attend(q, k, v, q_pos, k_pos, num_kv_heads):
   """Grouped-query attention of ``q [B, T, Hq, D]`` on ``k, v [B, S, Hkv, D]``.
 
   Query ``t`` of row ``b`` sees key ``s`` iff ``0 <= k_pos[b, s] <= q_pos[b, t]``.
+
+  Two equal formulations. Long query blocks (prefill, scoring) use a matmul
+  batched over (row, kv head). Short ones (``T x Hkv <=`` :data:`_BLOCK_DIAGONAL_MAX`:
+  a decode step, a verification pass) multiply each row's keys and values in
+  the cache's own ``[S, Hkv * D]`` layout by a block-diagonal query matrix
+  (zero outside a query's own kv head): ``Hkv`` times the attention FLOPs,
+  which are negligible at small ``T``, but no per-layer transposed copy of the
+  cache, which on CPU costs more than the whole attention.
   """
   b, t, hq, d = q.shape
+  s = k.shape[1]
   g = hq // num_kv_heads
   q = q.reshape(b, t, num_kv_heads, g, d)
-  scores = jnp.einsum("btkgd,bskd->bkgts", q, k, preferred_element_type=jnp.float32)
-  scores = scores * (1.0 / math.sqrt(d))
   visible = (k_pos[:, None, :] <= q_pos[:, :, None]) & (k_pos[:, None, :] >= 0)  # [B, T, S]
+  scale = 1.0 / math.sqrt(d)
+  if t * num_kv_heads <= _BLOCK_DIAGONAL_MAX:
+    eye = jnp.eye(num_kv_heads, dtype=q.dtype)
+    q_block = jnp.einsum("btkgd,kj->bjdtkg", q, eye).reshape(b, num_kv_heads * d, t * hq)
+    scores = jnp.einsum("bsc,bcn->bsn", k.reshape(b, s, num_kv_heads * d), q_block,
+                        preferred_element_type=jnp.float32) * scale  # [B, S, T * Hq]
+    mask = jnp.broadcast_to(jnp.swapaxes(visible, 1, 2)[..., None], (b, s, t, hq))
+    scores = jnp.where(mask.reshape(b, s, t * hq), scores, _MASK_VALUE)
+    probs = jax.nn.softmax(scores, axis=1).astype(v.dtype)
+    out = jnp.einsum("bsn,bsc->bnc", probs, v.reshape(b, s, num_kv_heads * d),
+                     preferred_element_type=jnp.float32)  # [B, T * Hq, Hkv * D]
+    out = jnp.einsum("btkgjd,kj->btkgd", out.reshape(b, t, num_kv_heads, g, num_kv_heads, d),
+                     eye.astype(out.dtype))
+    return out.reshape(b, t, hq * d).astype(v.dtype)
+  scores = jnp.einsum("btkgd,bskd->bkgts", q, k, preferred_element_type=jnp.float32)
+  scores = scores * scale
   scores = jnp.where(visible[:, None, None], scores, _MASK_VALUE)
   probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
   out = jnp.einsum("bkgts,bskd->btkgd", probs, v, preferred_element_type=jnp.float32)
@@ -339,25 +356,47 @@ class Llama(nnx.Module):
     angles = q_pos[..., None].astype(jnp.float32) * jnp.asarray(rope_inv_freq(c), jnp.float32)
     cos, sin = jnp.cos(angles), jnp.sin(angles)
 
-    def block(x, layer):
-      p, k_cache, v_cache = layer
+    def attention_inputs(x, p):
       h = _rms_norm(x, p["attn_norm"], c.rms_norm_eps)
       q, k, v = h @ p["wq"], h @ p["wk"], h @ p["wv"]
       if c.attention_bias:
         q, k, v = q + p["bq"], k + p["bk"], v + p["bv"]
       q = _rope(q.reshape(b, t, c.num_heads, c.head_dim), cos, sin)
       k = _rope(k.reshape(b, t, c.num_kv_heads, c.head_dim), cos, sin)
-      v = v.reshape(b, t, c.num_kv_heads, c.head_dim)
-      if k_cache is not None:
-        k_cache, v_cache = _write(k_cache, k, q_pos), _write(v_cache, v, q_pos)
-        keys, values = k_cache, v_cache
-      else:
-        keys, values = k, v
-      x = x + _attend(q, keys, values, q_pos, k_pos, c.num_kv_heads) @ p["wo"]
-      h = _rms_norm(x, p["mlp_norm"], c.rms_norm_eps)
-      x = x + (jax.nn.silu(h @ p["w_gate"]) * (h @ p["w_up"])) @ p["w_down"]
-      return x, (k_cache, v_cache)
+      return q, k, v.reshape(b, t, c.num_kv_heads, c.head_dim)
 
-    caches = (None, None) if cache is None else (cache.k, cache.v)
-    x, new = jax.lax.scan(block, x, (self._layer_params(),) + caches)
-    return x, (None if cache is None else KVCache(*new))
+    def rest(x, attn, p):
+      x = x + attn @ p["wo"]
+      h = _rms_norm(x, p["mlp_norm"], c.rms_norm_eps)
+      return x + (jax.nn.silu(h @ p["w_gate"]) * (h @ p["w_up"])) @ p["w_down"]
+
+    params = self._layer_params()
+    if cache is None:
+      def block(x, p):
+        q, k, v = attention_inputs(x, p)
+        return rest(x, _attend(q, k, v, q_pos, k_pos, c.num_kv_heads), p), None
+
+      x, _ = jax.lax.scan(block, x, params)
+      new_cache = None
+    else:
+      # The whole cache is carried through the scan and written in place at
+      # (layer, row, position); positions outside [0, S) index S and are dropped.
+      s = cache.k.shape[2]
+      where = jnp.where((q_pos < 0) | (q_pos >= s), s, q_pos)
+      rows = jnp.broadcast_to(jnp.arange(b, dtype=jnp.int32)[:, None], (b, t))
+
+      def block(carry, layer):
+        x, k_cache, v_cache = carry
+        p, i = layer
+        q, k, v = attention_inputs(x, p)
+        k_cache = k_cache.at[i, rows, where].set(k.astype(k_cache.dtype), mode="drop")
+        v_cache = v_cache.at[i, rows, where].set(v.astype(v_cache.dtype), mode="drop")
+        keys = jax.lax.dynamic_index_in_dim(k_cache, i, keepdims=False)
+        values = jax.lax.dynamic_index_in_dim(v_cache, i, keepdims=False)
+        x = rest(x, _attend(q, keys, values, q_pos, k_pos, c.num_kv_heads), p)
+        return (x, k_cache, v_cache), None
+
+      layers = jnp.arange(c.num_layers, dtype=jnp.int32)
+      (x, k_new, v_new), _ = jax.lax.scan(block, (x, cache.k, cache.v), (params, layers))
+      new_cache = KVCache(k_new, v_new)
+    return x, new_cache

@@ -1,0 +1,134 @@
+# Copyright 2026 The lcoupling Authors.
+# SPDX-License-Identifier: Apache-2.0
+r"""One entry point for every checkpoint: :func:`load`.
+
+Model specs::
+
+    "smollm2-135m"     SmolLM2-135M-Instruct (GGUF Q4_1) under DATA_DIR/lm/, fetched by
+                       `make lm` (= python -m lcoupling.lm fetch --data_dir data); the offline default
+    "gguf:PATH"        any Llama / Qwen2 GGUF file (lcoupling.lm.gguf_io)
+    "hf:DIR"           a Hugging Face LlamaForCausalLM / Qwen2ForCausalLM directory (lcoupling.lm.hf_io)
+
+``dtype=None`` computes in ``float32`` on CPU and ``bfloat16`` on GPU/TPU (the
+weights are converted on load, whatever their stored type).
+
+Example (a tiny random model, no checkpoint; :func:`build_llama` is what the
+loaders call once they have the weights):
+
+  >>> import numpy as np
+  >>> from lcoupling.lm.model import LlamaConfig
+  >>> cfg = LlamaConfig(vocab_size=8, num_layers=1, hidden_size=4, intermediate_size=8,
+  ...                   num_heads=2, num_kv_heads=1, head_dim=2)
+  >>> shapes = {"embed": (8, 4), "attn_norm": (1, 4), "mlp_norm": (1, 4), "final_norm": (4,),
+  ...           "wq": (1, 4, 4), "wk": (1, 4, 2), "wv": (1, 4, 2), "wo": (1, 4, 4),
+  ...           "w_gate": (1, 4, 8), "w_up": (1, 4, 8), "w_down": (1, 8, 4)}
+  >>> model = build_llama(cfg, {k: np.ones(s, np.float32) for k, s in shapes.items()})
+  >>> model.logits(np.array([[1, 2]])).shape
+  (1, 2, 8)
+  >>> load("llama-7b")  # doctest: +ELLIPSIS
+  Traceback (most recent call last):
+  ...
+  ValueError: unknown model spec 'llama-7b'; use 'smollm2-135m', 'gguf:PATH' or 'hf:DIR'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from lcoupling.lm import assets, gguf_io, hf_io
+from lcoupling.lm.model import Llama, LlamaConfig
+from lcoupling.lm.tokenizer import Tokenizer
+
+__all__ = ["LoadedLM", "load", "build_llama", "parse_spec", "default_dtype", "MODEL_NAMES"]
+
+#: Named models: spec -> asset name (see :mod:`lcoupling.lm.assets`).
+MODEL_NAMES = {"smollm2-135m": "smollm2"}
+
+
+class LoadedLM(NamedTuple):
+  """What :func:`load` returns."""
+
+  model: Llama
+  tokenizer: Tokenizer
+  config: LlamaConfig
+  spec: str
+
+
+def default_dtype() -> str:
+  """``"float32"`` on CPU, ``"bfloat16"`` on an accelerator."""
+  return "float32" if jax.default_backend() == "cpu" else "bfloat16"
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+  """``(kind, argument)`` of a model spec: ``("name", "smollm2-135m")``, ``("gguf", path)``, ..."""
+  if not isinstance(spec, str):
+    raise TypeError(f"model spec must be a str, got {type(spec).__name__}")
+  if spec in MODEL_NAMES:
+    return "name", spec
+  for kind in ("gguf", "hf"):
+    if spec.startswith(kind + ":") and len(spec) > len(kind) + 1:
+      return kind, spec[len(kind) + 1:]
+  names = ", ".join(repr(n) for n in MODEL_NAMES)
+  raise ValueError(f"unknown model spec {spec!r}; use {names}, 'gguf:PATH' or 'hf:DIR'")
+
+
+def build_llama(config: LlamaConfig, params: Mapping[str, np.ndarray]) -> Llama:
+  """A :class:`Llama` holding ``params`` (named and shaped like its attributes).
+
+  The model is built abstractly (:func:`flax.nnx.eval_shape`, no random
+  initialisation) and every parameter is replaced; a missing, unexpected or
+  misshapen array raises ``ValueError`` naming it.
+  """
+  model = nnx.eval_shape(lambda: Llama(config, rngs=nnx.Rngs(0)))
+  expected = {path[0]: v for path, v in nnx.to_flat_state(nnx.state(model, nnx.Param))}
+  missing, extra = sorted(set(expected) - set(params)), sorted(set(params) - set(expected))
+  if missing or extra:
+    raise ValueError(f"build_llama: parameters missing {missing}, unexpected {extra}")
+  for name, abstract in expected.items():
+    value = params[name]
+    if tuple(value.shape) != tuple(abstract.shape):
+      raise ValueError(f"build_llama: parameter {name} has shape {tuple(value.shape)}, the "
+                       f"config implies {tuple(abstract.shape)}")
+    setattr(model, name, nnx.Param(jnp.asarray(value, config.jnp_dtype)))
+  return model
+
+
+def load(spec: str, *, dtype: str | None = None, data_dir: os.PathLike | str = "data",
+         progress: Callable[[str], None] | None = None) -> LoadedLM:
+  """Loads a model and its tokenizer.
+
+  Args:
+    spec: ``"smollm2-135m"``, ``"gguf:PATH"`` or ``"hf:DIR"`` (module docstring).
+    dtype: ``"float32"``, ``"bfloat16"`` or ``None`` (:func:`default_dtype`).
+    data_dir: where ``make lm`` put the named models (``DATA_DIR/lm``).
+    progress: optional callback receiving a line of progress text.
+
+  Returns:
+    A :class:`LoadedLM` ``(model, tokenizer, config, spec)``.
+
+  Raises:
+    ValueError: an unknown spec or dtype; an unsupported or inconsistent checkpoint.
+    FileNotFoundError / lcoupling.lm.assets.AssetError: a missing or corrupt
+      file (the message names it, and for named models the fetch command).
+  """
+  kind, arg = parse_spec(spec)
+  dtype = default_dtype() if dtype is None else dtype
+  if dtype not in ("float32", "bfloat16"):
+    raise ValueError(f"dtype must be 'float32', 'bfloat16' or None, got {dtype!r}")
+  if kind == "name":
+    path = assets.asset_path(MODEL_NAMES[arg], data_dir)
+    config, params, tok = gguf_io.read_gguf(path, dtype=dtype, progress=progress)
+  elif kind == "gguf":
+    config, params, tok = gguf_io.read_gguf(os.path.expanduser(arg), dtype=dtype,
+                                            progress=progress)
+  else:
+    config, params, tok = hf_io.read_hf(os.path.expanduser(arg), dtype=dtype, progress=progress)
+  model = build_llama(config, params)
+  return LoadedLM(model, tok, config, spec)

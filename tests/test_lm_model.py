@@ -1,0 +1,190 @@
+# Copyright 2026 The lcoupling Authors.
+# SPDX-License-Identifier: Apache-2.0
+"""KV-cache decoding of lcoupling.lm.Llama equals cache-free recomputation.
+
+Tiny random configs (grouped-query and multi-head attention, tied and untied
+heads, q/k/v biases, Llama-3 rotary scaling and per-frequency factors) with
+weights scaled for sharp attention, so a wrong position, mask or cache entry
+changes the logits by O(1). Every cached logit is compared with
+``model.logits`` of the row's full sequence; the SmolLM2 version of this test
+is in test_lm_smollm2.py.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lm_helpers as H
+from lcoupling.lm import LlamaConfig, cache as cache_lib
+
+CONFIGS = {
+    "gqa_tied": LlamaConfig(vocab_size=64, num_layers=2, hidden_size=32, intermediate_size=48,
+                            num_heads=4, num_kv_heads=2, head_dim=8, rope_theta=100.0,
+                            max_position_embeddings=64),
+    "mha_untied_bias_scaled": LlamaConfig(
+        vocab_size=64, num_layers=2, hidden_size=32, intermediate_size=48, num_heads=4,
+        num_kv_heads=4, head_dim=8, rope_theta=500.0, tie_embeddings=False, attention_bias=True,
+        rope_scaling=("llama3", 8.0, 1.0, 4.0, 16.0), rope_freq_factors=(1.0, 2.0, 4.0, 8.0),
+        max_position_embeddings=64),
+}
+
+
+class _Jitted:
+  """The model with jitted calls (eager dispatch would compile every op per shape)."""
+
+  def __init__(self, model):
+    self.model = model
+    self._call = jax.jit(lambda m, t, c, p: m(t, c, p))
+    self._logits = jax.jit(lambda m, t: m.logits(t))
+
+  def init_cache(self, *a):
+    return self.model.init_cache(*a)
+
+  def __call__(self, tokens, cache, positions):
+    from lcoupling.lm import check_tokens
+    check_tokens(tokens, self.model.vocab_size)
+    return self._call(self.model, tokens, cache, positions)
+
+  def logits(self, tokens):
+    from lcoupling.lm import check_tokens
+    check_tokens(tokens, self.model.vocab_size)
+    return self._logits(self.model, tokens)
+
+
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
+def model(request):
+  return _Jitted(H.random_llama(CONFIGS[request.param], seed=1))
+
+
+T_REF = 12  # every reference pass is one [3, T_REF] cache-free call (one compilation)
+S = 16      # every cache has 16 positions
+
+
+def _full(model, *seqs):
+  """Cache-free logits of each sequence, float64 [T_i, V] (one batched, padded call)."""
+  batch = np.zeros((3, T_REF), np.int32)
+  for i, seq in enumerate(seqs):
+    batch[i, :len(seq)] = seq  # causal: the padding after a sequence does not change its logits
+  out = np.asarray(model.logits(jnp.asarray(batch)), np.float64)
+  return [out[i, :len(seq)] for i, seq in enumerate(seqs)]
+
+
+def _close(got, ref):
+  scale = np.abs(ref).max()
+  assert scale > 1.0
+  np.testing.assert_allclose(np.asarray(got, np.float64), ref, rtol=0, atol=2e-5 * scale)
+
+
+def test_single_row_in_pieces(model):
+  seq = np.random.default_rng(0).integers(0, 64, 10)
+  (ref,) = _full(model, seq)
+  cache = model.init_cache(1, S)
+  got = []
+  for lo, hi in ((0, 4), (4, 5), (5, 9), (9, 10)):
+    logits, cache = model(jnp.asarray(seq[None, lo:hi]), cache, jnp.array([lo]))
+    got.append(np.asarray(logits[0]))
+  _close(np.concatenate(got), ref)
+
+
+def test_right_padded_rows_with_own_positions(model):
+  rng = np.random.default_rng(1)
+  lengths = np.array([4, 2, 1])
+  seqs = [rng.integers(0, 64, n + 5) for n in lengths]  # prompt + 5 continuation tokens
+  refs = _full(model, *seqs)
+  batch = np.full((3, 4), 63, np.int32)  # padding 63 must never be attended to
+  for b, n in enumerate(lengths):
+    batch[b, :n] = seqs[b][:n]
+  cache = model.init_cache(3, S)
+  logits, cache = model(jnp.asarray(batch), cache, jnp.zeros(3, jnp.int32))
+  for b, n in enumerate(lengths):
+    _close(logits[b, :n], refs[b][:n])
+  pos = lengths.copy()
+  # one token each, then four tokens each, at the rows' own positions
+  for width in (1, 4):
+    step = np.stack([seqs[b][pos[b]:pos[b] + width] for b in range(3)])
+    logits, cache = model(jnp.asarray(step), cache, jnp.asarray(pos, jnp.int32))
+    for b in range(3):
+      _close(logits[b], refs[b][pos[b]:pos[b] + width])
+    pos = pos + width
+
+
+def test_broadcast_take_and_copy_window(model):
+  """The verification pattern: K rows share a prompt, then adopt one row's window."""
+  rng = np.random.default_rng(2)
+  p, k, l1 = 4, 3, 4
+  prompt = rng.integers(0, 64, p)
+  drafts = rng.integers(0, 64, (k, l1))
+  nxt = 7
+  refs = _full(model, *[np.r_[prompt, d, nxt] for d in drafts])
+  cache = model.init_cache(1, S)
+  _, cache = model(jnp.asarray(prompt[None]), cache, jnp.array([0]))
+  cache = cache_lib.broadcast_rows(cache, k)
+  logits, cache = model(jnp.asarray(drafts), cache, jnp.full((k,), p, jnp.int32))
+  for r in range(k):
+    _close(logits[r], refs[r][p:p + l1])
+  rows = np.array([2, 2, 0])
+  taken = cache_lib.take_rows(cache, jnp.asarray(rows))
+  logits, _ = model(jnp.full((k, 1), nxt), taken, jnp.full((k,), p + l1, jnp.int32))
+  for r in range(k):
+    _close(logits[r], refs[rows[r]][-1:])
+  copied = cache_lib.copy_window(cache, jnp.int32(1), jnp.int32(p), l1)
+  logits, _ = model(jnp.full((k, 1), nxt), copied, jnp.full((k,), p + l1, jnp.int32))
+  for r in range(k):
+    _close(logits[r], refs[1][-1:])
+
+
+def test_window_starting_at_negative_positions(model):
+  """Tokens at negative positions are neither written nor visible."""
+  rng = np.random.default_rng(3)
+  seq = rng.integers(0, 64, 3)
+  window = np.r_[rng.integers(0, 64, 2), seq[:2]]  # 2 junk tokens at positions -2, -1
+  ref, junk = _full(model, seq, window)
+  cache = model.init_cache(1, S)
+  logits, cache = model(jnp.asarray(window[None]), cache, jnp.array([-2]))
+  _close(logits[0, 2:], ref[:2])
+  written = np.abs(np.asarray(cache.k)).sum(axis=(0, 1, 3, 4)) > 0  # per position
+  assert written.tolist() == [True, True] + [False] * (S - 2)  # no wrap-around to S-2, S-1
+  logits, cache = model(jnp.asarray(seq[None, 2:]), cache, jnp.array([2]))
+  _close(logits[0], ref[2:])
+  assert not np.allclose(junk[2:], ref[:2], atol=1e-3)  # the junk would matter if it were seen
+
+
+def test_bad_token_ids_and_context(model):
+  cache = model.init_cache(1, 8)
+  with pytest.raises(ValueError, match=r"token ids must lie in \[0, 64\), got \[64\]"):
+    model(jnp.array([[1, 64]]), cache, jnp.array([0]))
+  with pytest.raises(ValueError, match=r"got \[-1\]"):
+    model.logits(jnp.array([[-1, 2]]))
+  with pytest.raises(ValueError, match="exceeds the model's context length 64"):
+    model.init_cache(1, 65)
+
+
+def test_attention_formulations_agree(monkeypatch):
+  """The block-diagonal (short query blocks) and batched-matmul attentions are equal."""
+  from lcoupling.lm import model as model_lib
+  rng = np.random.default_rng(4)
+  b, t, hq, hkv, d, s = 2, 3, 6, 2, 8, 10
+  q = jnp.asarray(rng.normal(size=(b, t, hq, d)) * 2, jnp.float32)
+  k = jnp.asarray(rng.normal(size=(b, s, hkv, d)) * 2, jnp.float32)
+  v = jnp.asarray(rng.normal(size=(b, s, hkv, d)), jnp.float32)
+  q_pos = jnp.array([[4, 5, 6], [-1, 0, 9]])  # a query with no visible key attends uniformly
+  k_pos = jnp.broadcast_to(jnp.arange(s), (b, s))
+  assert t * hkv <= model_lib._BLOCK_DIAGONAL_MAX
+  small = model_lib._attend(q, k, v, q_pos, k_pos, hkv)
+  monkeypatch.setattr(model_lib, "_BLOCK_DIAGONAL_MAX", 0)
+  large = model_lib._attend(q, k, v, q_pos, k_pos, hkv)
+  np.testing.assert_allclose(np.asarray(small), np.asarray(large), rtol=1e-5, atol=1e-5)
+  # and both equal a direct per-head softmax
+  qn, kn, vn = (np.asarray(a, np.float64) for a in (q, k, v))
+  for r in range(b):
+    for i in range(t):
+      seen = (np.arange(s) <= int(q_pos[r, i])) & (np.arange(s) >= 0)
+      for h in range(hq):
+        kh = h // (hq // hkv)
+        sc = np.where(seen, kn[r, :, kh] @ qn[r, i, h] / np.sqrt(d), -1e30)
+        p = np.exp(sc - sc.max())
+        np.testing.assert_allclose(np.asarray(small)[r, i, h * d:(h + 1) * d],
+                                   (p / p.sum()) @ vn[r, :, kh], rtol=1e-4, atol=1e-4)
