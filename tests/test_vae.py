@@ -1,6 +1,6 @@
 # Copyright 2026 The lcoupling Authors.
 # SPDX-License-Identifier: Apache-2.0
-"""β-VAE / projection / estimator modules and their training (gls-notes §5.2)."""
+"""β-VAE / projection / estimator modules and their training (docs/method.md §5.3)."""
 
 from __future__ import annotations
 
