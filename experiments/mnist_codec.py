@@ -6,7 +6,7 @@ The encoder sees the right half of test image ``--image_index`` and writes a
 message file: a payload of ``log2 L_max`` bits (packed into whole bytes,
 :func:`lcoupling.compression.pack_labels`; what the rate counts) framed by a
 versioned header and a CRC-32 (:mod:`lcoupling.compression.message`; 24 bytes +
-the context JSON, about 170 bytes here). Each of the ``K`` decoders holds its
+the context JSON: 164-168 bytes here). Each of the ``K`` decoders holds its
 own random crop of the left half, reads the message and reconstructs the right
 half; a decoder whose parameters (``--num_bins``, ``--num_decoders``,
 ``--num_codewords``, ``--scheme``, ``--beta``, ``--image_index``, the config's

@@ -8,9 +8,10 @@ import importlib
 import pytest
 
 MODULES = ["lcoupling.core", "lcoupling.parallel", "lcoupling.bounds", "lcoupling.verifiers",
-           "lcoupling.compression", "lcoupling.compression.codec",
+           "lcoupling.compression", "lcoupling.compression.codec", "lcoupling.compression.message",
            "lcoupling.compression.vae", "lcoupling.compression.train", "lcoupling.data",
-           "lcoupling.studies.common", "lcoupling.studies.mnist"]
+           "lcoupling.data.images", "lcoupling.data.loading", "lcoupling.studies.common",
+           "lcoupling.studies.image_codec"]
 
 
 @pytest.mark.parametrize("name", MODULES)

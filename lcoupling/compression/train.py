@@ -295,15 +295,14 @@ def _make_multi_step(graphdef, beta, reduction, crop_size, learning_rate, b1, b2
       i, idx = xs
       key = jax.random.fold_in(step_stream, first_step + i)
       params, opt_state, m = body(params, opt_state, betas, images, idx, crop_key, key)
-      sums = m if sums is None else jax.tree.map(jnp.add, sums, m)
-      return (params, opt_state, sums), None
+      return (params, opt_state, jax.tree.map(jnp.add, sums, m)), None
 
     n = index_block.shape[0]
-    i0, idx0 = jnp.int32(0), index_block[0]
-    (params, opt_state, sums), _ = one((params, opt_state, None), (i0, idx0))
-    if n > 1:
-      (params, opt_state, sums), _ = jax.lax.scan(
-          one, (params, opt_state, sums), (jnp.arange(1, n, dtype=jnp.int32), index_block[1:]))
+    shapes = jax.eval_shape(lambda: body(params, opt_state, betas, images, index_block[0], crop_key,
+                                         step_stream)[2])
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    (params, opt_state, sums), _ = jax.lax.scan(
+        one, (params, opt_state, zeros), (jnp.arange(n, dtype=jnp.int32), index_block))
     return params, opt_state, sums
 
   return steps
