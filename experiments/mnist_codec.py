@@ -103,7 +103,16 @@ def run_codec(config, out_dir, *, mode="demo", message_path=None, beta=None, ima
   out_dir.mkdir(parents=True, exist_ok=True)
   message_path = pathlib.Path(message_path) if message_path else out_dir / "message.bin"
 
+  context = {"study": str(config.study), "dataset": study.dataset_of(config).name, "beta": beta,
+             "image_index": int(image_index), "crop_size": int(config.crop_size),
+             "seed": int(config.seed), "prng_impl": str(config.prng_impl)}
+  if mode == "decode":  # refuse a mismatched message before loading anything
+    stored, _ = message.unpack_message(message_path.read_bytes())
+    message.unpack_message(message_path.read_bytes(), message.MessageHeader(
+        scheme, int(num_decoders), n, int(num_bins), max_bins, 1,
+        {**context, "model": stored.context.get("model")}))
   model, _ = study.load_model(config, beta, train_if_missing=train, progress=True)
+  context["model"] = model_fingerprint(model)
   images = data_lib.load_images(study.dataset_of(config).name, config.data_dir,
                                 f"test[{image_index}:{image_index + 1}]", config.data_source)
   image = jnp.asarray(images[0])
@@ -114,10 +123,6 @@ def run_codec(config, out_dir, *, mode="demo", message_path=None, beta=None, ima
   source, crops, posterior = study.trial_inputs(tkey, image, model, num_decoders=num_decoders,
                                                 crop_size=int(config.crop_size))
   bits = int(num_bins).bit_length() - 1
-  context = {"study": str(config.study), "dataset": study.dataset_of(config).name, "beta": beta,
-             "image_index": int(image_index), "crop_size": int(config.crop_size),
-             "seed": int(config.seed), "prng_impl": str(config.prng_impl),
-             "model": model_fingerprint(model)}
   header = message.MessageHeader.for_spec(spec, num_bins=num_bins, count=1, context=context)
   summary = {"image_index": image_index, "beta": beta, "N": n, "K": num_decoders,
              "L_max": int(num_bins), "bits": bits, "scheme": scheme,

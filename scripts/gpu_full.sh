@@ -16,6 +16,7 @@
 #   MNIST_ARGS=--config.train.compute_dtype=bfloat16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout, also for benchmarks/*.py
 
 TINY=0
 if [[ "${1:-}" == "--tiny" ]]; then TINY=1; shift; fi

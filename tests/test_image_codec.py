@@ -426,30 +426,21 @@ def test_codec_demo_cli_round_trip(e2e):
 
 
 @pytest.fixture(scope="module")
-def codec_demo(tmp_path_factory):
-  """A tiny two-beta MNIST set-up and one encoded message (K = 2, N = 64, L_max = 8, beta 0.15)."""
-  if not _have_data():
-    pytest.skip("MNIST not found: run `make data`")
+def codec_demo(e2e):
+  """One message of the end-to-end run's model (K = 2, N = 128, L_max = 8, beta 0.15, image 3)."""
   from experiments import mnist_codec  # noqa: PLC0415
 
-  tmp = tmp_path_factory.mktemp("codec_demo")
-  config = _config_module().get_config("quick")
-  config.update(dict(num_train_images=128, num_test_images=16, betas=(0.15, 0.55),
-                     num_codewords_grid=(64, 128), fixed_num_codewords=64, data_dir=str(DATA_DIR),
-                     checkpoint_dir=str(tmp / "ckpt"), crop_size=7))
-  config.train.update(dict(epochs=1, batch_size=16, widths=dict(TINY_WIDTHS)))
-  base = dict(num_bins=8, num_decoders=2, num_codewords=64, scheme="gls", beta=0.15, image_index=3)
-  for beta in (0.15, 0.55):  # train both tiny models
-    M.load_model(config, beta, train_if_missing=True)
-  s = mnist_codec.run_codec(config, tmp / "enc", mode="encode", **base)
-  return mnist_codec, config, base, tmp / "enc" / "message.bin", s
+  exp, _, tmp = e2e
+  base = dict(num_bins=8, num_decoders=2, num_codewords=128, scheme="gls", beta=0.15, image_index=3)
+  s = mnist_codec.run_codec(exp.config, tmp / "enc", mode="encode", **base)
+  return mnist_codec, exp.config, base, tmp / "enc" / "message.bin", s
 
 
 @needs_data
 @pytest.mark.parametrize("change,field", [
     (dict(num_bins=16), "num_bins"),
     (dict(num_decoders=3), "num_decoders"),
-    (dict(num_codewords=128), "num_codewords"),
+    (dict(num_codewords=64), "num_codewords"),
     (dict(scheme="baseline"), "scheme"),
     (dict(beta=0.55), "context.beta"),
     (dict(image_index=4), "context.image_index"),
@@ -476,11 +467,9 @@ def test_codec_demo_decodes_its_message_and_refuses_corruption(codec_demo, tmp_p
       mnist_codec.run_codec(config, tmp_path / "bad", mode="decode", message_path=tmp_path / "bad.bin",
                             **base)
     assert e.value.field == "checksum"
-  other = dict(config.to_dict())
-  cfg2 = ml_collections.ConfigDict(other)
-  cfg2.crop_size = 14
-  cfg2.train.widths = dict(TINY_WIDTHS)
-  with pytest.raises(FileNotFoundError):  # another crop size is another model: not trained here
+  cfg2 = ml_collections.ConfigDict(config.to_dict())
+  cfg2.crop_size = 7  # the message was made with 14x14 side information
+  with pytest.raises(msg_lib.MessageError, match="'crop_size' is 14, but the decoder expects 7"):
     mnist_codec.run_codec(cfg2, tmp_path / "x", mode="decode", message_path=path, **base)
 
 
