@@ -227,7 +227,7 @@ def main(argv):
               num_decoders=_DECODERS.value, num_codewords=_CODEWORDS.value, scheme=_SCHEME.value,
               train=_TRAIN.value)
   except MessageError as e:
-    sys.exit(f"error: {_MESSAGE.value or 'the message file'}: {e}")
+    sys.exit(f"error: {_MESSAGE.value or pathlib.Path(_OUT.value) / 'message.bin'}: {e}")
 
 
 if __name__ == "__main__":
