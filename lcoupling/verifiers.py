@@ -92,6 +92,8 @@ Schemes (:data:`NAMES`), with ``p^(k) = softmax(draft_logits[k])`` and
   ``X = argmin S/p``, ``Y = argmin S/q`` with the same ``S``; output ``Y``,
   accepted iff ``X = Y``. ``gls`` with ``K = 1``. Requires ``K = 1``.
 
+Method: docs/method.md §3 (token-level verifiers) and §4 (their sequence-level use).
+
 References:
   Rowan, Phan & Khisti, *List-Level Distribution Coupling with Applications to
   Speculative Decoding and Lossy Compression*, NeurIPS 2025, arXiv:2506.05632.

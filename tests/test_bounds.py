@@ -48,7 +48,7 @@ def _log(p):
 
 
 def _lml_bruteforce(p, q, k):
-  """The LML exactly as written in gls-notes.md: O(N^2) float64 NumPy."""
+  """The LML exactly as written in docs/method.md §2.1: O(N^2) float64 NumPy."""
   total = 0.0
   for j in range(len(q)):
     if p[j] > 0 and q[j] > 0:

@@ -10,6 +10,7 @@ import pathlib
 import subprocess
 import sys
 import textwrap
+import zlib
 
 import jax
 import jax.numpy as jnp
@@ -292,3 +293,77 @@ def test_round_trip_across_processes(tmp_path, scheme):
   # Decoders mostly recover the encoder's codeword at 4 bits and K = 3.
   y = np.array([int(C.encoder_index(keys[i], spec, enc_w, a[i])[0]) for i in range(10)])
   assert np.mean(np.any(np.array(got) == y[None], axis=0)) >= 0.5
+
+
+# --------------------------------------------------------------------------
+# Self-describing messages (header + payload + CRC-32).
+# --------------------------------------------------------------------------
+
+from lcoupling.compression import message as Msg  # noqa: E402
+
+
+def _header(**kw):
+  base = dict(scheme="gls", num_decoders=3, num_codewords=512, num_bins=16, max_bins=64, count=10,
+              context={"study": "demo", "beta": 0.15, "image_index": 7})
+  base.update(kw)
+  return Msg.MessageHeader(**base)
+
+
+def test_message_round_trip_and_size():
+  spec = C.CodecSpec(num_codewords=512, num_decoders=3, max_bins=64)
+  keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(7), i))(jnp.arange(10))
+  a = jax.random.normal(jax.random.key(1007), (10,))
+  ctx = {"study": "demo", "beta": 0.15, "image_index": 7}
+  data = Msg.encode_message(keys, spec, enc_w, a, num_bins=16, context=ctx)
+  payload = C.encode(keys, spec, enc_w, a, num_bins=16)
+  head, got = Msg.unpack_message(data, _header())
+  assert got == payload and head == _header()
+  # The framing is 24 bytes + the context's canonical JSON; the payload is what the rate counts.
+  ctx_json = b'{"beta":0.15,"image_index":7,"study":"demo"}'
+  assert len(data) == len(payload) + 24 + len(ctx_json) == Msg.header_size(head) + len(payload)
+  assert data[:4] == b"LCPM" and data[4] == Msg.FORMAT_VERSION
+  t = a + 0.3
+  want = C.decode(keys, spec, payload, dec_w, t, num_bins=16, decoder=2)
+  np.testing.assert_array_equal(
+      Msg.decode_message(keys, spec, data, dec_w, t, num_bins=16, decoder=2, context=ctx), want)
+
+
+@pytest.mark.parametrize("change,field", [
+    (dict(num_bins=8), "num_bins"), (dict(num_decoders=2), "num_decoders"),
+    (dict(num_codewords=256), "num_codewords"), (dict(scheme="baseline"), "scheme"),
+    (dict(max_bins=32), "max_bins"), (dict(count=9), "count"),
+    (dict(context={"study": "demo", "beta": 0.55, "image_index": 7}), "context.beta"),
+    (dict(context={"study": "demo", "beta": 0.15, "image_index": 8}), "context.image_index"),
+    (dict(context={"study": "demo", "beta": 0.15}), "context.image_index"),
+])
+def test_message_refuses_every_mismatch(change, field):
+  h = _header()
+  data = Msg.pack_message(h, bytes(C.message_length(h.count, h.num_bins)))
+  with pytest.raises(Msg.MessageError) as e:
+    Msg.unpack_message(data, _header(**change))
+  assert e.value.field == field and field.split(".")[-1] in str(e.value)
+
+
+def test_message_refuses_corruption_truncation_and_bare_payloads():
+  h = _header()
+  data = Msg.pack_message(h, bytes(range(5)))
+  for pos in range(len(data)):  # every single flipped bit is caught (CRC-32)
+    bad = bytearray(data)
+    bad[pos] ^= 1 << (pos % 8)
+    with pytest.raises(Msg.MessageError) as e:
+      Msg.unpack_message(bytes(bad), h)
+    assert e.value.field in ("magic", "version", "checksum"), (pos, e.value.field)
+  with pytest.raises(Msg.MessageError, match="checksum"):
+    Msg.unpack_message(data[:-1], h)
+  with pytest.raises(Msg.MessageError, match="magic"):
+    Msg.unpack_message(bytes(range(5)), h)  # a bare payload has no header
+  body = bytearray(data[:-4])
+  body[4] = 2  # a future format version, with a valid checksum
+  with pytest.raises(Msg.MessageError, match="version 2"):
+    Msg.unpack_message(bytes(body) + zlib.crc32(bytes(body)).to_bytes(4, "big"), h)
+  body = data[:-4] + b"\x00"  # one payload byte too many, with a valid checksum
+  with pytest.raises(Msg.MessageError, match="payload has 6 bytes") as e:
+    Msg.unpack_message(body + zlib.crc32(body).to_bytes(4, "big"))
+  assert e.value.field == "length"
+  with pytest.raises(ValueError, match="payload has 4 bytes"):
+    Msg.pack_message(h, bytes(4))

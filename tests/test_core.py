@@ -47,7 +47,7 @@ def _gls_batch(keys, draft_logits, target_logits, num_drafts):
 
 
 # --------------------------------------------------------------------------
-# Reference formulas of gls-notes.md §2, in NumPy (independent of lcoupling).
+# Reference formulas of docs/method.md §2, in NumPy (independent of lcoupling).
 # --------------------------------------------------------------------------
 
 

@@ -339,3 +339,48 @@ def test_tfds_source_without_tensorflow_gives_a_clear_error(tmp_path):
   with pytest.raises(D.DataFileError, match=r"needs tensorflow.*data_source='offline'.*make data"):
     D.load_mnist(tmp_path, "train", source="tfds")
   assert not (tmp_path / "tfds" / "downloads").exists()  # nothing was downloaded
+
+
+# --------------------------------------------------------------------------
+# Colour images (CIFAR-10 geometry) and the CIFAR-10 loader.
+# --------------------------------------------------------------------------
+
+
+def test_color_split_shapes_values_and_offsets():
+  x = np.random.default_rng(4).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+  key = jax.random.key(9)
+  a, t = D.split_source_side(key, x, crop_size=16)
+  assert a.shape == (6, 32, 16, 3) and t.shape == (6, 16, 16, 3)
+  np.testing.assert_allclose(a, x[:, :, 16:] / 255.0 * 2 - 1, atol=1e-6)
+  offs = np.asarray(D.crop_offsets(key, np.arange(6), 0, crop_size=16, geometry=D.CIFAR10_GEOMETRY))
+  assert offs[:, 0].max() <= 16 and offs[:, 1].max() <= 0  # a 16-wide crop of a 16-wide half
+  for b in range(6):
+    r, c = offs[b]
+    np.testing.assert_allclose(t[b], x[b, r:r + 16, c:c + 16] / 255.0 * 2 - 1, atol=1e-6)
+  _, t8 = D.split_source_side(key, x, crop_size=8)
+  assert t8.shape == (6, 8, 8, 3)
+  canvas = D.source_canvas(a, D.CIFAR10_GEOMETRY)
+  assert canvas.shape == (6, 32, 32, 3) and float(np.abs(canvas[:, :, :16]).max()) == 0.0
+  np.testing.assert_array_equal(canvas[:, :, 16:], a)
+  with pytest.raises(ValueError, match="config.crop_size must be in 1..16"):
+    D.split_source_side(key, x, crop_size=17)
+  assert D.geometry_of((32, 32, 3)).source_size == 32 * 16 * 3
+
+
+def test_cifar10_loader_on_mock_data_and_without_tensorflow(tmp_path, monkeypatch):
+  import importlib.util
+  import tensorflow_datasets as tfds
+  from lcoupling.data import loading
+
+  if importlib.util.find_spec("tensorflow") is None:
+    with pytest.raises(D.DataFileError, match=r"cifar10.*needs tensorflow.*network access"):
+      D.load_cifar10(tmp_path, "train")  # not prepared: refuses before any download
+  monkeypatch.setattr(loading, "_missing_prepare_deps", lambda: [])
+  with tfds.testing.mock_data(num_examples=10, policy=tfds.testing.MockPolicy.USE_CODE):
+    x, y = D.load_cifar10(tmp_path, "test")
+    assert x.shape == (10, 32, 32, 3) and x.dtype == np.uint8 and y.shape == (10,)
+    assert D.load_images("cifar10", tmp_path, "train", num=4).shape == (4, 32, 32, 3)
+  with pytest.raises(ValueError, match="config.dataset"):
+    D.load_images("svhn", tmp_path, "train")
+  with pytest.raises(ValueError, match="config.data_source"):
+    D.load_cifar10(tmp_path, "train", source="offline")

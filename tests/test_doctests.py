@@ -8,10 +8,10 @@ import importlib
 import pytest
 
 MODULES = ["lcoupling.core", "lcoupling.parallel", "lcoupling.bounds", "lcoupling.verifiers",
-           "lcoupling.compression", "lcoupling.compression.codec",
+           "lcoupling.compression", "lcoupling.compression.codec", "lcoupling.compression.message",
            "lcoupling.compression.vae", "lcoupling.compression.train", "lcoupling.data",
-           "lcoupling.studies.common", "lcoupling.studies.mnist", "lcoupling.studies.toy",
-           "lcoupling.runner",
+           "lcoupling.data.images", "lcoupling.data.loading", "lcoupling.studies.common",
+           "lcoupling.studies.image_codec", "lcoupling.studies.toy", "lcoupling.runner",
            "lcoupling.lm.model", "lcoupling.lm.cache", "lcoupling.lm.sampling", "lcoupling.lm.markov",
            "lcoupling.lm.tokenizer", "lcoupling.lm.gguf_io", "lcoupling.lm.loading",
            "lcoupling.lm.generate", "lcoupling.lm.prompts", "lcoupling.lm.assets"]

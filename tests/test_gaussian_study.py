@@ -1,6 +1,6 @@
 # Copyright 2026 The lcoupling Authors.
 # SPDX-License-Identifier: Apache-2.0
-"""Tests of the Gaussian compression study (configs/gaussian.py, notes §5.1)."""
+"""Tests of the Gaussian compression study (configs/gaussian.py, docs/method.md §5.2)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 # Copyright 2026 The lcoupling Authors.
 # SPDX-License-Identifier: Apache-2.0
-"""β-VAE / projection / estimator modules and their training (gls-notes §5.2)."""
+"""β-VAE / projection / estimator modules and their training (docs/method.md §5.3)."""
 
 from __future__ import annotations
 
@@ -215,3 +215,63 @@ def test_default_workdir_from_config(tmp_path):
   assert T.default_workdir(_tiny_config(checkpoint_dir=str(tmp_path))) == tmp_path / "beta=0.5"
   with pytest.raises(FileNotFoundError, match="no trained VAE"):
     T.load_trained(config=_tiny_config(checkpoint_dir=str(tmp_path)))
+
+
+# --------------------------------------------------------------------------
+# Accelerator paths: several steps per call, several betas as one vmapped model, bfloat16.
+# --------------------------------------------------------------------------
+
+
+def _max_abs_diff(a, b):
+  sa, sb = nnx.to_pure_dict(nnx.state(a)), nnx.to_pure_dict(nnx.state(b))
+  return max(jax.tree.leaves(jax.tree.map(lambda x, y: float(jnp.max(jnp.abs(x - y))), sa, sb)))
+
+
+@pytest.mark.slow  # four compilations of the training step: ~1-3 min on 2 cores
+def test_scan_steps_and_joint_betas_match_the_one_step_training(tmp_path):
+  cfg = _tiny_config(epochs=2)
+  x = _digits(40)  # 2 steps of 16 per epoch
+  key = jax.random.key(11)
+  ref = T.train(key, cfg, x, tmp_path / "ref", progress=False)
+  scan = T.train(key, _tiny_config(epochs=2, steps_per_call=2), x, tmp_path / "scan", progress=False)
+  assert _max_abs_diff(scan, ref) < 1e-5  # the same steps, one call per epoch
+  dirs = [tmp_path / "j50", tmp_path / "j25"]
+  part = T.train_betas(key, _tiny_config(epochs=2, steps_per_call=2), [0.5, 0.25], x, dirs,
+                       progress=False, stop_after_epoch=1)
+  assert len(part) == 2 and _max_abs_diff(part[0], ref) > 1e-6
+  joint = T.train_betas(key, _tiny_config(epochs=2, steps_per_call=2), [0.5, 0.25], x, dirs,
+                        progress=False)  # resumed together from epoch 1
+  assert _max_abs_diff(joint[0], ref) < 1e-5  # beta 0.5 of the joint model = its own training
+  assert _max_abs_diff(joint[1], ref) > 1e-4  # beta 0.25 is another model
+  assert _leaves_equal(T.load_trained(dirs[1]), joint[1])  # per-beta checkpoints
+  for d in dirs:
+    assert [e["epoch"] for e in T.read_metrics(d)] == [0, 1]
+    assert json.loads((d / "model.json").read_text())["beta"] in (0.5, 0.25)
+
+
+def test_bfloat16_training_keeps_float32_parameters(tmp_path):
+  cfg = _tiny_config(epochs=1, compute_dtype="bfloat16")
+  model = T.train(jax.random.key(3), cfg, _digits(32), tmp_path / "bf16", progress=False)
+  leaves = jax.tree.leaves(nnx.to_pure_dict(nnx.state(model)))
+  assert all(leaf.dtype == jnp.float32 for leaf in leaves)
+  assert model.encoder.fc1.dtype is None  # the returned model evaluates in float32
+  (m,) = T.read_metrics(tmp_path / "bf16")
+  assert all(math.isfinite(m[k]) for k in ("loss", "mse", "kl", "est_bce"))
+  assert json.loads((tmp_path / "bf16" / "model.json").read_text())["compute_dtype"] == "bfloat16"
+  with pytest.raises(ValueError, match="config.compute_dtype"):
+    T.validate_config(_tiny_config(compute_dtype="float16"))
+
+
+def test_color_geometry_shapes():
+  m = V.SourceCoder(crop_size=16, image_shape=(32, 32, 3), **TINY, rngs=nnx.Rngs(0))
+  a = jax.random.uniform(jax.random.key(0), (2, 32, 16, 3), minval=-1, maxval=1)
+  t = jax.random.uniform(jax.random.key(1), (2, 16, 16, 3), minval=-1, maxval=1)
+  mean, _ = V.encode_posterior(m, a)
+  assert m.encoder.fc1.kernel.shape == (8 * 8 * 8, 16) and m.decoder.up3.kernel.shape[-1] == 3
+  assert V.reconstruct(m, mean, t).shape == (2, 32, 16, 3)
+  assert V.log_density_ratio(m, mean, t).shape == (2,)
+  assert V.codebook_log_density_ratio(m, mean, t[0]).shape == (2,)
+  with pytest.raises(ValueError, match="config.crop_size must be in 1..16"):
+    V.SourceCoder(crop_size=17, image_shape=(32, 32, 3), **TINY, rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match="source must have shape"):
+    V.encode_posterior(m, jnp.zeros((2, 28, 14)))

@@ -1,6 +1,6 @@
 # Copyright 2026 The lcoupling Authors.
 # SPDX-License-Identifier: Apache-2.0
-r"""Importance-sampling lossy compression with ``K`` decoders (GLS and baseline).
+r"""Importance-sampling lossy compression with ``K`` decoders (GLS and baseline; docs/method.md §5.1).
 
 The shared randomness of one source (derived from one key, see
 :func:`shared_randomness`) is
@@ -71,7 +71,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lcoupling import core
+from lcoupling import core, parallel
 
 __all__ = [
     "SCHEMES",
@@ -97,6 +97,12 @@ __all__ = [
     "argmin_lowest",
     "bin_minima",
     "coset_argmin",
+    "coset_winners",
+    "RaceLayout",
+    "race_layout",
+    "nested_decisions",
+    "exact_on_overflow",
+    "iterate_trials_exact",
     "nested_evaluate",
     "error_bound_terms",
     "error_bound",
@@ -482,35 +488,125 @@ def coset_argmin(minima: jax.Array, winners: jax.Array, label: jax.Array, num_bi
   return winners[argmin_lowest(masked)]
 
 
+class RaceLayout(NamedTuple):
+  """The race times of one draw of the shared randomness, laid out for :func:`nested_decisions`."""
+
+  prefix: jax.Array  #: ``float32[K, N]``: ``min`` of rows ``0..k`` (the GLS encoder of ``K' = k+1``).
+  padded: jax.Array  #: ``float32[K, L, C]``: row ``k`` on the padded bin layout (``+inf`` at empty slots).
+  index: jax.Array  #: ``int32[L, C]``: codeword of each slot (:func:`padded_layout`).
+  ends: jax.Array  #: ``int32[L]``: cumulative label counts (label of ``j`` = ``searchsorted(ends, j, 'right')``).
+  overflow: jax.Array  #: ``bool[]``: some bin holds more than ``C`` codewords.
+
+
+def race_layout(log_times: jax.Array, counts: jax.Array, capacity: int) -> RaceLayout:
+  """Prefix minima and the padded ``[K, L, C]`` layout of ``log_times [K, N]`` (labels ``counts``)."""
+  n = log_times.shape[-1]
+  index, valid, overflow = padded_layout(counts, n, capacity)
+  return RaceLayout(prefix=jax.lax.cummin(log_times, axis=0),
+                    padded=jnp.where(valid, log_times[:, index], jnp.inf),
+                    index=index, ends=jnp.cumsum(counts), overflow=overflow)
+
+
+def coset_winners(minima: jax.Array, winners: jax.Array, label: jax.Array, rates: tuple[int, ...]
+                  ) -> jax.Array:
+  """Winners of the message ``label mod L_max`` at every rate: ``[..., L]`` minima -> ``[..., R]``.
+
+  Entry ``r`` is :func:`coset_argmin` at ``L_max = rates[r]`` (the union of the
+  fine bins ``b = label (mod L_max)``; ties to the lowest fine bin).
+  """
+  fine = minima.shape[-1]
+  b = jnp.arange(fine, dtype=jnp.int32)
+  masks = jnp.stack([(b & (r - 1)) == (label & (r - 1)) for r in rates])  # [R, L]
+  masked = jnp.where(masks, minima[..., None, :], jnp.inf)  # [..., R, L]
+  sel = argmin_lowest(masked, axis=-1)
+  return jnp.take_along_axis(winners[..., None, :], sel[..., None], axis=-1)[..., 0]
+
+
+def nested_decisions(layout: RaceLayout, enc_log_weights: jax.Array, dec_log_weights: jax.Array,
+                     rates: tuple[int, ...]) -> NestedResult:
+  r"""The nested codec kernel: both schemes, every ``K' <= K`` and every rate, one draw.
+
+  Args:
+    layout: :func:`race_layout` of the draw's ``K`` race rows.
+    enc_log_weights: ``float[N]`` encoder log weights :math:`\log\lambda_j`.
+    dec_log_weights: ``float[K, L, C]`` decoder ``k``'s log weights
+      :math:`\log\mu^{(k)}` of the codewords on the padded layout
+      (``weights[k][layout.index]``).
+    rates: the ``L_max`` values.
+
+  Returns:
+    :class:`NestedResult`. The GLS encoder of ``K'`` races the prefix minimum of
+    rows ``< K'``; decoder ``k`` races row ``k`` (GLS) or row 0 (baseline) over
+    its message's coset. Per-bin minima are computed once per decoder and
+    shared by every ``K'`` and rate (:func:`bin_minima`, :func:`coset_winners`).
+    Ties go to the lowest index, so the decisions equal :func:`encoder_index` /
+    :func:`decoder_index` run cell by cell with the same shared randomness.
+  """
+  gls_enc = jax.vmap(lambda s: core.race_argmin(s, enc_log_weights))(layout.prefix)  # [K']
+  g_min, g_win = jax.vmap(bin_minima, in_axes=(0, 0, None))(layout.padded, dec_log_weights,
+                                                          layout.index)  # [K, L]
+  b_min, b_win = jax.vmap(bin_minima, in_axes=(None, 0, None))(layout.padded[0], dec_log_weights,
+                                                             layout.index)
+  labels = jnp.searchsorted(layout.ends, gls_enc, side="right").astype(jnp.int32)  # [K']
+
+  def decode_all(minima, winners, label):  # -> [R, k]
+    return jnp.swapaxes(coset_winners(minima, winners, label, rates), 0, 1)
+
+  gls_dec = jax.vmap(lambda lab: decode_all(g_min, g_win, lab))(labels)  # [K', R, k]
+  return NestedResult(gls_enc, gls_dec, gls_enc[0], decode_all(b_min, b_win, labels[0]))
+
+
 @functools.partial(jax.jit, static_argnames=("spec", "enc_fn", "dec_fn", "rates", "capacity"))
 def _nested(key, spec, enc_fn, source, dec_fn, side_info, rates, capacity):
-  k_max, n = spec.num_decoders, spec.num_codewords
-  shared = shared_randomness(key, spec, num_rows=k_max)
-  index, valid, overflow = padded_layout(shared.counts, n, capacity)
-  # Encoder: prefix minimum over rows, one race per K'.
+  shared = shared_randomness(key, spec, num_rows=spec.num_decoders)
+  layout = race_layout(shared.log_times, shared.counts, capacity)
   lam = _log_weights(enc_fn, shared.codebook, source, "enc_fn")
-  prefix = jax.lax.cummin(shared.log_times, axis=0)
-  gls_enc = jax.vmap(lambda s: core.race_argmin(s, lam))(prefix)
-  bl_enc = gls_enc[0]
-  # Decoders: per-bin minima on the padded layout, shared by every K' and rate.
-  cb_pad = shared.codebook[index.reshape(-1)]
-  ls_pad = jnp.where(valid, shared.log_times[:, index], jnp.inf)
+  cb_pad = shared.codebook[layout.index.reshape(-1)]
+  mu = jax.vmap(lambda t: dec_fn(cb_pad, t).reshape(layout.index.shape))(side_info)  # [K, L, C]
+  return nested_decisions(layout, lam, mu, rates), layout.overflow
 
-  def dec_weights(t):
-    return dec_fn(cb_pad, t).reshape(index.shape)
 
-  mu = jax.vmap(dec_weights)(side_info)  # [K, L, C]
-  gls_min, gls_win = jax.vmap(bin_minima, in_axes=(0, 0, None))(ls_pad, mu, index)
-  bl_min, bl_win = jax.vmap(bin_minima, in_axes=(None, 0, None))(ls_pad[0], mu, index)
+def exact_on_overflow(run: Callable[[int], tuple[Any, Any]], capacity: int, num_codewords: int):
+  """``run(capacity)``, repeated with ``capacity = N`` if its layout overflowed.
 
-  def decode_all(minima, winners, enc_index):
-    lab = shared.labels[enc_index]
-    return jnp.stack([jax.vmap(lambda m, w, r=r: coset_argmin(m, w, lab, r))(minima, winners)
-                      for r in rates])  # [R, K]
+  ``run(c) -> (outputs, overflow)``; the padded layout of width ``c < N`` misses
+  codewords when some bin holds more than ``c`` (probability below ``1e-20`` at
+  :func:`bin_capacity`); width ``N`` never overflows.
+  """
+  out, overflow = run(capacity)
+  if bool(np.any(np.asarray(overflow))) and capacity < num_codewords:
+    out, _ = run(num_codewords)
+  return out
 
-  gls_dec = jax.vmap(lambda y: decode_all(gls_min, gls_win, y))(gls_enc)
-  bl_dec = decode_all(bl_min, bl_win, bl_enc)
-  return NestedResult(gls_enc, gls_dec, bl_enc, bl_dec), overflow
+
+def iterate_trials_exact(trial_fn_at: Callable[[bool], Callable], key: jax.Array, num_trials: int,
+                         *, chunk_size: int, mesh=None, args: tuple = (), start: int = 0):
+  """:func:`lcoupling.parallel.iterate_trials` of a blocked codec evaluation, made exact.
+
+  ``trial_fn_at(exact)`` returns the per-trial function (a stable, cached
+  object) at the default bin capacity (``exact=False``) or at capacity ``N``
+  (``exact=True``); its output must hold ``"overflow"`` (one flag, or one per
+  sub-evaluation, per trial). Yields the chunks of NumPy outputs in trial
+  order, each trial whose layout overflowed replaced by its exact
+  recomputation (same trial key ``fold_in(key, t)``); probability below
+  ``1e-20`` per trial at :func:`bin_capacity`, so this costs nothing in
+  practice and keeps every result exact.
+  """
+  fn = trial_fn_at(False)
+  done = start
+  for out in parallel.iterate_trials(fn, key, num_trials, chunk_size=chunk_size, start=start,
+                                     mesh=mesh, args=args):
+    flags = np.asarray(out["overflow"]).reshape(len(out["overflow"]), -1).any(axis=1)
+    if flags.any():
+      out = {f: np.array(v) for f, v in out.items()}  # writable copies
+      exact = trial_fn_at(True)
+      for i in np.flatnonzero(flags):
+        fix = next(parallel.iterate_trials(exact, key, 1, chunk_size=1, start=done + int(i),
+                                           mesh=mesh, args=args))
+        for f in out:
+          out[f][i] = fix[f][0]
+    done += len(flags)
+    yield out
 
 
 def nested_evaluate(key: jax.Array, spec: CodecSpec, enc_fn, source, dec_fn, side_info, *,
@@ -533,10 +629,9 @@ def nested_evaluate(key: jax.Array, spec: CodecSpec, enc_fn, source, dec_fn, sid
   """
   rates = tuple(check_num_bins(r, "rates", spec.max_bins) for r in rates)
   cap = bin_capacity(spec.num_codewords, spec.max_bins) if capacity is None else int(capacity)
-  out, overflow = _nested(key, spec, enc_fn, source, dec_fn, side_info, rates, cap)
-  if bool(overflow) and cap < spec.num_codewords:
-    out, _ = _nested(key, spec, enc_fn, source, dec_fn, side_info, rates, spec.num_codewords)
-  return out
+  return exact_on_overflow(
+      lambda c: _nested(key, spec, enc_fn, source, dec_fn, side_info, rates, c), cap,
+      spec.num_codewords)
 
 
 # --------------------------------------------------------------------------

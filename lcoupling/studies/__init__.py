@@ -51,6 +51,7 @@ STUDIES = {
     "toy": "lcoupling.studies.toy",
     "gaussian": "lcoupling.studies.gaussian",
     "mnist": "lcoupling.studies.mnist",
+    "cifar10": "lcoupling.studies.image_codec",
 }
 
 

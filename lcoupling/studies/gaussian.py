@@ -1,6 +1,6 @@
 # Copyright 2026 The lcoupling Authors.
 # SPDX-License-Identifier: Apache-2.0
-r"""Gaussian study: distributed lossy compression with ``K`` decoders (notes §5.1).
+r"""Gaussian study: distributed lossy compression with ``K`` decoders (docs/method.md §5.2).
 
 Source :math:`A \sim N(0,1)`; decoder ``k`` sees :math:`T_k = A + N(0,
 \sigma^2_{T|A})`; the encoder targets :math:`p_{W|A}(\cdot|a) = N(a,
@@ -54,7 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lcoupling import core, parallel, plotting
+from lcoupling import core, plotting
 from lcoupling.compression import codec
 from lcoupling.studies import common
 
@@ -145,16 +145,6 @@ def _source(key, k_max, s2_ta):
   return a, a + jnp.float32(math.sqrt(s2_ta)) * eps
 
 
-def _coset_winners(minima, winners, label, rates):
-  """``[..., R]`` winners of message ``label`` at every rate from ``[..., L]`` minima."""
-  fine = minima.shape[-1]
-  b = jnp.arange(fine, dtype=jnp.int32)
-  masks = jnp.stack([(b & (r - 1)) == (label & (r - 1)) for r in rates])  # [R, L]
-  masked = jnp.where(masks, minima[..., None, :], jnp.inf)  # [..., R, L]
-  sel = codec.argmin_lowest(masked, axis=-1)
-  return jnp.take_along_axis(winners[..., None, :], sel[..., None], axis=-1)[..., 0]
-
-
 def trial_indices(key, *, num_codewords, max_bins, num_decoders, rates, sigma2_grid,
                   sigma2_t_given_a, capacity):
   """Indices of one trial for every cell (the blocked, shared computation).
@@ -169,38 +159,31 @@ def trial_indices(key, *, num_codewords, max_bins, num_decoders, rates, sigma2_g
   ck, sk = jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
   z = jax.random.normal(jax.random.fold_in(ck, codec.CODEBOOK_STREAM), (n,), jnp.float32)
   counts = codec.bin_counts(jax.random.fold_in(ck, codec.LABEL_STREAM), n, max_bins)
-  ends = jnp.cumsum(counts)
   log_s = core.log_race_times(jax.random.fold_in(ck, codec.RACE_STREAM), (k_max, n))
   a, t = _source(sk, k_max, sigma2_t_given_a)
-  index, valid, overflow = codec.padded_layout(counts, n, capacity)
-  z_pad = z[index]
-  ls_pad = jnp.where(valid, log_s[:, index], jnp.inf)  # [K, L, C]
-  prefix = jax.lax.cummin(log_s, axis=0)  # [K, N]: GLS encoder races rows < K'
+  layout = codec.race_layout(log_s, counts, capacity)  # shared by every sigma2
+  z_pad = z[layout.index]
   zeros = jnp.zeros_like(z_pad)
-  p_min, p_win = jax.vmap(codec.bin_minima, in_axes=(0, None, None))(ls_pad, zeros, index)
+  p_min, p_win = jax.vmap(codec.bin_minima, in_axes=(0, None, None))(layout.padded, zeros,
+                                                                     layout.index)
 
   def per_sigma2(args):
     s2, sw = args
-    u = sw * z
+    lam = quadratic_log_weight(sw * z, encoder_coeffs(a, s2))
     u_pad = sw * z_pad
-    lam = quadratic_log_weight(u, encoder_coeffs(a, s2))
-    enc = jax.vmap(lambda s: codec.argmin_lowest(s - lam))(prefix)  # [K]
     mu = jax.vmap(lambda tk: quadratic_log_weight(u_pad, decoder_coeffs(tk, s2, sigma2_t_given_a)))(t)
-    g_min, g_win = jax.vmap(codec.bin_minima, in_axes=(0, 0, None))(ls_pad, mu, index)  # [K, L]
-    b_min, b_win = jax.vmap(codec.bin_minima, in_axes=(None, 0, None))(ls_pad[0], mu[1:], index)
-    b_min = jnp.concatenate([g_min[:1], b_min])  # decoder 0 of both schemes is the same race
-    b_win = jnp.concatenate([g_win[:1], b_win])
-    lab = jnp.searchsorted(ends, enc, side="right").astype(jnp.int32)  # [K'] message labels
-    gls_dec = jax.vmap(lambda l: jnp.swapaxes(_coset_winners(g_min, g_win, l, rates), 0, 1))(lab)
-    bl_dec = jnp.swapaxes(_coset_winners(b_min, b_win, lab[0], rates), 0, 1)  # [R, k]
-    prior_gls = jax.vmap(lambda l: jnp.swapaxes(_coset_winners(p_min, p_win, l, rates), 0, 1))(lab)
-    prior_bl = _coset_winners(p_min[0], p_win[0], lab[0], rates)  # [R]
-    return enc, gls_dec, enc[0], bl_dec, prior_gls, prior_bl
+    r = codec.nested_decisions(layout, lam, mu, rates)
+    lab = jnp.searchsorted(layout.ends, r.gls_encoder, side="right").astype(jnp.int32)  # [K']
+    prior_gls = jax.vmap(
+        lambda l: jnp.swapaxes(codec.coset_winners(p_min, p_win, l, rates), 0, 1))(lab)
+    prior_bl = codec.coset_winners(p_min[0], p_win[0], lab[0], rates)  # [R]
+    return (r.gls_encoder, r.gls_decoder, r.baseline_encoder, r.baseline_decoder, prior_gls,
+            prior_bl)
 
   outs = jax.lax.map(per_sigma2, (jnp.asarray(sigma2_grid, jnp.float32), codeword_scales(sigma2_grid)))
   names = ("gls_enc", "gls_dec", "bl_enc", "bl_dec", "prior_gls", "prior_bl")
   res = dict(zip(names, outs))
-  res.update(z=z, a=a, t=t, overflow=overflow)
+  res.update(z=z, a=a, t=t, overflow=layout.overflow)
   return res
 
 
@@ -306,18 +289,11 @@ def evaluate_trials(key, config, num_trials, *, mesh=None, progress=None):
   the dB values), plus ``n``. A trial whose labels overflow the padded bin
   layout (probability < 1e-20) is recomputed exactly with capacity ``N``.
   """
-  fn = _fn_from_config(config)
   sums, start = None, 0
   chunk = int(config.chunk_size)
-  for out in parallel.iterate_trials(fn, key, num_trials, chunk_size=chunk, mesh=mesh):
-    if out["overflow"].any():
-      out = {f: np.array(v) for f, v in out.items()}  # writable copies
-      exact = _fn_from_config(config, capacity=int(config.num_codewords))
-      for i in np.flatnonzero(out["overflow"]):
-        fix = next(parallel.iterate_trials(exact, key, 1, chunk_size=1, start=start + int(i),
-                                           mesh=mesh))
-        for f in _FIELDS:
-          out[f][i] = fix[f][0]
+  exact_at = lambda exact: _fn_from_config(  # noqa: E731
+      config, capacity=int(config.num_codewords) if exact else None)
+  for out in codec.iterate_trials_exact(exact_at, key, num_trials, chunk_size=chunk, mesh=mesh):
     sq = np.maximum(out["sq"].astype(np.float64), _TINY)
     db = 10.0 * np.log10(sq)
     part = {"db": db.sum(0), "db2": (db ** 2).sum(0), "sq": sq.sum(0),
@@ -528,6 +504,11 @@ def main(argv=None):
     print(main.__doc__)
     return 2
   res = results_io.load_results(argv[0])
+  study = (res.get("meta") or {}).get("study")
+  if study != "gaussian":
+    print(f"error: {argv[0]}: results.json of study {study!r}, not of the Gaussian study; print it "
+          f"with python -m lcoupling.studies.{study or 'NAME'}", file=sys.stderr)
+    return 1
   for field in argv[1:] or ["distortion_db", "match_prob"]:
     print(f"\n{field}:\n")
     print(markdown_table(res, field))

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Copyright 2026 The lcoupling Authors.
+# SPDX-License-Identifier: Apache-2.0
+#
+# The paper protocols on one accelerator, each step timed:
+#   1. MNIST    python -m experiments.run --config configs/mnist.py:gpu     (5 betas x 30 epochs, 10 000 test images)
+#   2. Gaussian python -m experiments.run --config configs/gaussian.py:gpu  (10 repeats x 110 000 trials)
+#   3. make bench (benchmarks/coupling.py, benchmarks/gaussian.py)
+# then prints the tables. Times go to OUT_DIR/times.tsv, logs to OUT_DIR/<step>.log, the device to
+# OUT_DIR/devices.txt. Every step resumes (re-running skips finished sweep points and epochs).
+#
+# usage: scripts/gpu_full.sh [--tiny] [OUT_DIR]        (= make gpu-paper; OUT_DIR default runs/gpu_full)
+#   --tiny   the same commands on tiny sizes (seconds on a CPU): tests the plumbing.
+# Environment: PYTHON (default .venv/bin/python if present, else python), DATA_DIR (default data),
+#   MNIST_ARGS / GAUSSIAN_ARGS: extra --config.FIELD=VALUE flags (e.g. the bfloat16 option
+#   MNIST_ARGS=--config.train.compute_dtype=bfloat16).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout, also for benchmarks/*.py
+
+TINY=0
+if [[ "${1:-}" == "--tiny" ]]; then TINY=1; shift; fi
+OUT=${1:-runs/gpu_full}
+DATA_DIR=${DATA_DIR:-data}
+if [[ -z "${PYTHON:-}" ]]; then
+  if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
+fi
+mkdir -p "$OUT"
+TIMES="$OUT/times.tsv"
+[[ -f "$TIMES" ]] || printf 'step\tseconds\texit\tstarted\n' > "$TIMES"
+
+step() {  # step NAME COMMAND...: runs it, logs it, appends its wall time
+  local name=$1; shift
+  local t0 started rc
+  t0=$(date +%s.%N); started=$(date -Iseconds)
+  echo "== $name: $*"
+  set +e
+  "$@" 2>&1 | tee "$OUT/$name.log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  printf '%s\t%s\t%s\t%s\n' "$name" "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a}')" "$rc" "$started" >> "$TIMES"
+  return "$rc"
+}
+
+"$PYTHON" -c "import jax; print(jax.devices()); print(jax.__version__)" > "$OUT/devices.txt"
+cat "$OUT/devices.txt"
+
+MNIST=(--config configs/mnist.py:gpu --workdir "$OUT/mnist" --config.data_dir="$DATA_DIR"
+       --config.checkpoint_dir="$OUT/mnist_ckpt")
+GAUSSIAN=(--config configs/gaussian.py:gpu --workdir "$OUT/gaussian")
+BENCH_COUPLING=()
+BENCH_GAUSSIAN=()
+if [[ $TINY == 1 ]]; then
+  MNIST+=(--config.num_train_images=256 --config.num_test_images=16 --config.train.epochs=1
+          "--config.betas=(0.15,0.55)" "--config.num_codewords_grid=(64,128)"
+          --config.fixed_num_codewords=64 --config.num_repeats=1 --config.chunk_size=8
+          --config.num_examples=2 --config.train.batch_size=32 --config.train.widths.channels=8
+          --config.train.widths.hidden=16 --config.train.widths.side_features=8
+          --config.train.widths.side_hidden=8 --config.train.widths.estimator_hidden=8)
+  GAUSSIAN+=(--config.num_codewords=256 --config.num_selection_trials=16 --config.num_eval_trials=32
+             --config.num_repeats=1 --config.chunk_size=16)
+  BENCH_COUPLING=(--quick --batch 1 --reps 1)
+  BENCH_GAUSSIAN=(--quick --impls threefry2x32)
+fi
+
+step data "$PYTHON" -m lcoupling.data fetch --data_dir "$DATA_DIR"
+# shellcheck disable=SC2086
+step mnist "$PYTHON" -m experiments.run "${MNIST[@]}" ${MNIST_ARGS:-}
+# shellcheck disable=SC2086
+step gaussian "$PYTHON" -m experiments.run "${GAUSSIAN[@]}" ${GAUSSIAN_ARGS:-}
+step bench_coupling "$PYTHON" benchmarks/coupling.py "${BENCH_COUPLING[@]}"
+step bench_gaussian "$PYTHON" benchmarks/gaussian.py "${BENCH_GAUSSIAN[@]}"
+"$PYTHON" -m lcoupling.studies.mnist "$OUT/mnist" > "$OUT/mnist_tables.md"
+"$PYTHON" -m lcoupling.studies.gaussian "$OUT/gaussian" > "$OUT/gaussian_tables.md"
+echo
+echo "times (s):"
+column -t -s $'\t' "$TIMES" 2>/dev/null || cat "$TIMES"
+echo "tables: $OUT/mnist_tables.md $OUT/gaussian_tables.md   figures: $OUT/{mnist,gaussian}/figures/"

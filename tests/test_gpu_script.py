@@ -1,0 +1,44 @@
+# Copyright 2026 The lcoupling Authors.
+# SPDX-License-Identifier: Apache-2.0
+"""The one-command accelerator job (scripts/gpu_full.sh = make gpu-paper), on tiny sizes on the CPU."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow  # three runs and both benchmarks, tiny: a few minutes on 2 cores
+def test_gpu_full_script_plumbing(tmp_path):
+  if not (REPO / "data" / "tfds" / "lcoupling_mnist").is_dir():
+    pytest.skip("MNIST not found: run `make data`")
+  out = tmp_path / "gpu"
+  env = dict(os.environ, PYTHON=sys.executable, DATA_DIR=str(REPO / "data"), JAX_PLATFORMS="cpu",
+             PYTHONPATH=str(REPO))
+  proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_full.sh"), "--tiny", str(out)], cwd=REPO,
+                        env=env, capture_output=True, text=True, timeout=1800)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  with open(out / "times.tsv") as f:
+    rows = list(csv.DictReader(f, delimiter="\t"))
+  assert [r["step"] for r in rows] == ["data", "mnist", "gaussian", "bench_coupling", "bench_gaussian"]
+  assert all(r["exit"] == "0" and float(r["seconds"]) > 0 for r in rows)
+  mnist = json.loads((out / "mnist" / "results.json").read_text())
+  assert mnist["meta"]["complete"] and mnist["meta"]["config"]["name"] == "mnist_gpu"
+  cfg = mnist["meta"]["config"]
+  assert cfg["train"]["joint_betas"] and cfg["train"]["steps_per_call"] == 1000  # the :gpu variant
+  trained = [r for r in mnist["records"] if r["kind"] == "training"]
+  assert sorted(r["beta"] for r in trained) == [0.15, 0.55]
+  assert sum(r["train_seconds"] > 0 for r in trained) == 1  # both betas trained in one vmapped run
+  gauss = json.loads((out / "gaussian" / "results.json").read_text())
+  assert gauss["meta"]["complete"] and gauss["meta"]["config"]["trial_batch"] == 0
+  assert "GLS K=4" in (out / "mnist_tables.md").read_text()
+  assert "GLS K=4" in (out / "gaussian_tables.md").read_text()
+  assert "cpu" in (out / "devices.txt").read_text().lower()
