@@ -69,7 +69,8 @@ from flax import nnx
 
 from lcoupling.lm.cache import KVCache
 
-__all__ = ["LlamaConfig", "Llama", "LanguageModel", "rope_inv_freq", "check_tokens"]
+__all__ = ["LlamaConfig", "Llama", "LanguageModel", "decoder_stack", "rope_inv_freq",
+           "check_tokens"]
 
 #: Finite mask value: a query with no visible key attends uniformly instead of producing NaN.
 _MASK_VALUE = -1e30
@@ -343,60 +344,76 @@ class Llama(nnx.Module):
 
   # -- the computation --------------------------------------------------------
 
-  def _layer_params(self) -> dict[str, jax.Array]:
-    names = ["attn_norm", "wq", "wk", "wv", "wo", "mlp_norm", "w_gate", "w_up", "w_down"]
-    if self.config.attention_bias:
-      names += ["bq", "bk", "bv"]
+  #: Names of the stacked per-layer weights (plus ``bq, bk, bv`` with ``attention_bias``).
+  LAYER_PARAMS = ("attn_norm", "wq", "wk", "wv", "wo", "mlp_norm", "w_gate", "w_up", "w_down")
+
+  def layer_params(self) -> dict[str, jax.Array]:
+    """The stacked per-layer weights ``{name: [num_layers, ...]}`` (what :func:`decoder_stack` takes)."""
+    names = list(self.LAYER_PARAMS) + (["bq", "bk", "bv"] if self.config.attention_bias else [])
     return {name: getattr(self, name)[...] for name in names}
 
   def _blocks(self, tokens, q_pos, cache, k_pos):
-    c = self.config
-    b, t = tokens.shape
     x = jnp.take(self.embed[...], tokens, axis=0)
-    angles = q_pos[..., None].astype(jnp.float32) * jnp.asarray(rope_inv_freq(c), jnp.float32)
-    cos, sin = jnp.cos(angles), jnp.sin(angles)
+    return decoder_stack(self.layer_params(), self.config, x, q_pos, cache, k_pos)
 
-    def attention_inputs(x, p):
-      h = _rms_norm(x, p["attn_norm"], c.rms_norm_eps)
-      q, k, v = h @ p["wq"], h @ p["wk"], h @ p["wv"]
-      if c.attention_bias:
-        q, k, v = q + p["bq"], k + p["bk"], v + p["bv"]
-      q = _rope(q.reshape(b, t, c.num_heads, c.head_dim), cos, sin)
-      k = _rope(k.reshape(b, t, c.num_kv_heads, c.head_dim), cos, sin)
-      return q, k, v.reshape(b, t, c.num_kv_heads, c.head_dim)
 
-    def rest(x, attn, p):
-      x = x + attn @ p["wo"]
-      h = _rms_norm(x, p["mlp_norm"], c.rms_norm_eps)
-      return x + (jax.nn.silu(h @ p["w_gate"]) * (h @ p["w_up"])) @ p["w_down"]
+def decoder_stack(params: dict[str, jax.Array], config: LlamaConfig, x: jax.Array,
+                  q_pos: jax.Array, cache: KVCache | None, k_pos: jax.Array
+                  ) -> tuple[jax.Array, KVCache | None]:
+  """Runs stacked transformer blocks on the residual stream ``x [B, T, d]``.
 
-    params = self._layer_params()
-    if cache is None:
-      def block(x, p):
-        q, k, v = attention_inputs(x, p)
-        return rest(x, _attend(q, k, v, q_pos, k_pos, c.num_kv_heads), p), None
+  ``params`` holds ``[num_blocks, ...]`` weights named as :meth:`Llama.layer_params`
+  (any number of blocks: the Llama's, a slice of them, or an adapter's);
+  ``config`` gives the head geometry, rotary embedding and norm epsilon.
+  Query ``t`` of row ``b`` is at absolute position ``q_pos[b, t]`` and sees the
+  keys at positions ``0 <= k_pos[b, s] <= q_pos[b, t]``: those of ``cache``
+  (``[num_blocks, B, S, ...]``, written at ``q_pos`` first) or, with
+  ``cache=None``, the block's own.
+  """
+  c = config
+  b, t = x.shape[:2]
+  angles = q_pos[..., None].astype(jnp.float32) * jnp.asarray(rope_inv_freq(c), jnp.float32)
+  cos, sin = jnp.cos(angles), jnp.sin(angles)
+  bias = "bq" in params
 
-      x, _ = jax.lax.scan(block, x, params)
-      new_cache = None
-    else:
-      # The whole cache is carried through the scan and written in place at
-      # (layer, row, position); positions outside [0, S) index S and are dropped.
-      s = cache.k.shape[2]
-      where = jnp.where((q_pos < 0) | (q_pos >= s), s, q_pos)
-      rows = jnp.broadcast_to(jnp.arange(b, dtype=jnp.int32)[:, None], (b, t))
+  def attention_inputs(x, p):
+    h = _rms_norm(x, p["attn_norm"], c.rms_norm_eps)
+    q, k, v = h @ p["wq"], h @ p["wk"], h @ p["wv"]
+    if bias:
+      q, k, v = q + p["bq"], k + p["bk"], v + p["bv"]
+    q = _rope(q.reshape(b, t, c.num_heads, c.head_dim), cos, sin)
+    k = _rope(k.reshape(b, t, c.num_kv_heads, c.head_dim), cos, sin)
+    return q, k, v.reshape(b, t, c.num_kv_heads, c.head_dim)
 
-      def block(carry, layer):
-        x, k_cache, v_cache = carry
-        p, i = layer
-        q, k, v = attention_inputs(x, p)
-        k_cache = k_cache.at[i, rows, where].set(k.astype(k_cache.dtype), mode="drop")
-        v_cache = v_cache.at[i, rows, where].set(v.astype(v_cache.dtype), mode="drop")
-        keys = jax.lax.dynamic_index_in_dim(k_cache, i, keepdims=False)
-        values = jax.lax.dynamic_index_in_dim(v_cache, i, keepdims=False)
-        x = rest(x, _attend(q, keys, values, q_pos, k_pos, c.num_kv_heads), p)
-        return (x, k_cache, v_cache), None
+  def rest(x, attn, p):
+    x = x + attn @ p["wo"]
+    h = _rms_norm(x, p["mlp_norm"], c.rms_norm_eps)
+    return x + (jax.nn.silu(h @ p["w_gate"]) * (h @ p["w_up"])) @ p["w_down"]
 
-      layers = jnp.arange(c.num_layers, dtype=jnp.int32)
-      (x, k_new, v_new), _ = jax.lax.scan(block, (x, cache.k, cache.v), (params, layers))
-      new_cache = KVCache(k_new, v_new)
-    return x, new_cache
+  if cache is None:
+    def block(x, p):
+      q, k, v = attention_inputs(x, p)
+      return rest(x, _attend(q, k, v, q_pos, k_pos, c.num_kv_heads), p), None
+
+    x, _ = jax.lax.scan(block, x, params)
+    return x, None
+  # The whole cache is carried through the scan and written in place at
+  # (layer, row, position); positions outside [0, S) index S and are dropped.
+  s = cache.k.shape[2]
+  where = jnp.where((q_pos < 0) | (q_pos >= s), s, q_pos)
+  rows = jnp.broadcast_to(jnp.arange(b, dtype=jnp.int32)[:, None], (b, t))
+
+  def cached_block(carry, layer):
+    x, k_cache, v_cache = carry
+    p, i = layer
+    q, k, v = attention_inputs(x, p)
+    k_cache = k_cache.at[i, rows, where].set(k.astype(k_cache.dtype), mode="drop")
+    v_cache = v_cache.at[i, rows, where].set(v.astype(v_cache.dtype), mode="drop")
+    keys = jax.lax.dynamic_index_in_dim(k_cache, i, keepdims=False)
+    values = jax.lax.dynamic_index_in_dim(v_cache, i, keepdims=False)
+    x = rest(x, _attend(q, keys, values, q_pos, k_pos, c.num_kv_heads), p)
+    return (x, k_cache, v_cache), None
+
+  layers = jnp.arange(cache.k.shape[0], dtype=jnp.int32)
+  (x, k_new, v_new), _ = jax.lax.scan(cached_block, (x, cache.k, cache.v), (params, layers))
+  return x, KVCache(k_new, v_new)
