@@ -12,6 +12,7 @@ Public API (all functions are pure and key-first)::
     lcoupling.compression  # GLS / baseline codecs with K decoders (+ .vae, .train)
     lcoupling.data         # offline MNIST through tfds.data_source
     lcoupling.lm           # language models: Llama-family NNX decoder + KV cache, MarkovLM, sampling
+    lcoupling.specdec      # sequence-level multi-draft speculative decoding (exact), metrics
     lcoupling.wheels       # pinned data / model files carried by PyPI wheels
     lcoupling.runner       # config-driven, resumable experiment runner
     lcoupling.studies      # the toy, Gaussian and MNIST studies

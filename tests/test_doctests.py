@@ -10,7 +10,8 @@ import pytest
 MODULES = ["lcoupling.core", "lcoupling.parallel", "lcoupling.bounds", "lcoupling.verifiers",
            "lcoupling.compression", "lcoupling.compression.codec",
            "lcoupling.compression.vae", "lcoupling.compression.train", "lcoupling.data",
-           "lcoupling.studies.common", "lcoupling.studies.mnist"]
+           "lcoupling.studies.common", "lcoupling.studies.mnist", "lcoupling.specdec.engine",
+           "lcoupling.specdec.metrics"]
 
 
 @pytest.mark.parametrize("name", MODULES)
