@@ -79,14 +79,23 @@ def _draft_temps(scheme, temps):
 
 @functools.partial(jax.jit, static_argnames=("scheme", "top_k", "length", "num_drafts"),
                    compiler_options=FAST_COMPILE)
-def _run_jit(keys, target, drafter, temps, draft_temps, eos, scheme, top_k, length, num_drafts):
+def _run_jit(keys, target, drafter, temps, draft_temps, eos, strong, scheme, top_k, length,
+             num_drafts):
+  """``specdec.generate`` vmapped over settings and keys, compiled once per configuration.
+
+  It is ``generate``'s own validation and jitted core, called with ``gls_strong``'s row-mask
+  flag as an argument, so that ``gls`` and ``gls_strong`` share one compilation (as they do
+  inside ``generate``); test_vmap_equals_loop_and_jit_compiles_once checks that the public
+  function gives the same rows.
+  """
   def one(key, temp, dtemps, eos_id):
-    kw = dict(scheme=scheme, num_drafts=num_drafts, max_new_tokens=NEW, temperature=temp,
-              top_k=top_k, eos_id=eos_id)
-    if scheme != "autoregressive":
-      kw.update(drafter=drafter, draft_length=length,
-                draft_temperatures=tuple(dtemps[i] for i in range(num_drafts)))
-    return specdec.generate(key, target, jnp.asarray(PROMPT), **kw)
+    if scheme == "autoregressive":
+      drafter_, dtemps_ = None, None
+    else:
+      drafter_, dtemps_ = drafter, tuple(dtemps[i] for i in range(num_drafts))
+    cfg, args = engine._validate(target, jnp.asarray(PROMPT), scheme, drafter_, num_drafts, length,
+                                 NEW, temp, top_k, dtemps_, eos_id)
+    return engine._generate(key, *args[:-1], strong, cfg=cfg)
 
   per_setting = jax.vmap(one, in_axes=(0, None, None, None))
   return jax.vmap(per_setting)(keys, temps, draft_temps, eos)
@@ -109,8 +118,9 @@ def _generations(scheme, drafters="single", top_k=0, seed=0):
   temps = jnp.array([s[1] for s in SETTINGS], jnp.float32)
   dtemps = jnp.array([_draft_temps(scheme, s[2]) for s in SETTINGS], jnp.float32)
   eos = jnp.array([s[3] for s in SETTINGS], jnp.int32)
-  out = _run_jit(_keys(seed), TARGET, drafter, temps, dtemps, eos, scheme=scheme, top_k=top_k,
-                 length=length, num_drafts=num_drafts)
+  out = _run_jit(_keys(seed), TARGET, drafter, temps, dtemps, eos, jnp.bool_(scheme == "gls_strong"),
+                 scheme=engine._WALK.get(scheme, scheme) if scheme == "gls_strong" else scheme,
+                 top_k=top_k, length=length, num_drafts=num_drafts)
   return jax.tree.map(np.asarray, out)
 
 

@@ -143,6 +143,10 @@ PAD_ID = -1
 
 _GLS_FAMILY = ("gls", "gls_strong", "daliri")
 _SINGLE = ("sps", "daliri")
+#: The compiled walk of each scheme: ``daliri`` is ``gls`` with K = 1, ``sps`` is ``specinfer``
+#: with K = 1, and ``gls_strong`` is ``gls`` with a runtime flag (its row mask), so these pairs
+#: share one compilation.
+_WALK = {"gls_strong": "gls", "daliri": "gls", "sps": "specinfer"}
 _ACCEPT, _RESIDUAL = 0, 1  # auxiliary sub-streams
 
 
@@ -362,9 +366,10 @@ def _walk_randomness(keys: _Keys, target: Support, dense: bool, vocab_size: int)
 
 
 def _walk(keys: _Keys, drafts, target: Support, draft: Support | None, scheme: str, dense: bool,
-          vocab_size: int) -> Block:
+          vocab_size: int, strong=False) -> Block:
+  """The walk of :func:`verify_block`; ``strong`` (may be traced): the target race takes the
+  minimum over all rows (``gls_strong``) instead of the alive ones."""
   num_rows, length = drafts.shape
-  strong = scheme == "gls_strong"
   all_rows = jnp.ones((num_rows,), bool)
   gls = scheme in _GLS_FAMILY
   race, uniforms, residual_race = _walk_randomness(keys, target, dense, vocab_size)
@@ -377,7 +382,7 @@ def _walk(keys: _Keys, drafts, target: Support, draft: Support | None, scheme: s
     ids, lq = target.ids[r, j], target.logits[r, j]
     x = drafts[:, j]
     if gls:
-      y = _gls_token(race[j][:, prefix(r)], all_rows if strong else alive, ids, lq)
+      y = _gls_token(race[j][:, prefix(r)], alive | strong, ids, lq)
       accepted = jnp.any(alive & (x == y))
     else:
       q = jax.nn.softmax(lq)
@@ -399,8 +404,8 @@ def _walk(keys: _Keys, drafts, target: Support, draft: Support | None, scheme: s
 
   alive, (ys, accepted, rows) = jax.lax.scan(step, all_rows, jnp.arange(length))
   r = jnp.argmax(alive).astype(jnp.int32)
-  bonus = _gls_token(race[length][:, prefix(r)], all_rows if strong else alive,
-                     target.ids[r, length], target.logits[r, length])
+  bonus = _gls_token(race[length][:, prefix(r)], alive | strong, target.ids[r, length],
+                     target.logits[r, length])
   all_accepted = jnp.all(accepted)
   num_accepted = jnp.where(all_accepted, length, jnp.argmin(accepted)).astype(jnp.int32)
   row = jnp.where(all_accepted, r, rows[jnp.minimum(num_accepted, length - 1)])
@@ -448,14 +453,15 @@ def verify_block(key: jax.Array, position, drafts: jax.Array, target: Support,
       raise ValueError(f"draft must have ids and logits of shape [K, L, M'] = [{k}, {length}, M'],"
                        f" got {tuple(draft.ids.shape)} and {tuple(draft.logits.shape)}")
   return _verify_block_jit(key, jnp.asarray(position, jnp.int32), drafts, target, draft,
-                           scheme=scheme, dense=bool(dense), vocab_size=vocab_size)
+                           jnp.bool_(scheme == "gls_strong"), scheme=_WALK.get(scheme, scheme),
+                           dense=bool(dense), vocab_size=vocab_size)
 
 
 @functools.partial(jax.jit, static_argnames=("scheme", "dense", "vocab_size"))
-def _verify_block_jit(key, position, drafts, target, draft, scheme, dense, vocab_size):
+def _verify_block_jit(key, position, drafts, target, draft, strong, scheme, dense, vocab_size):
   k, length = drafts.shape
   keys = _block_keys(key, position, k, length, scheme not in _GLS_FAMILY)
-  return _walk(keys, drafts, target, draft, scheme, dense, vocab_size)
+  return _walk(keys, drafts, target, draft, scheme, dense, vocab_size, strong)
 
 
 # --------------------------------------------------------------------------
@@ -547,9 +553,10 @@ def _commit(state: _State, tokens, num_emitted, num_accepted, eos_id, cfg: _Conf
 
 
 def _verify_phase(keys: _Keys, state: _State, drafts, target_sup, draft_sup, target_cache, eos_id,
-                  cfg: _Config) -> _State:
+                  strong, cfg: _Config) -> _State:
   """Walk, then commit: cache window of the surviving row, output tokens, metrics."""
-  block = _walk(keys, drafts, target_sup, draft_sup, cfg.scheme, _dense(cfg), cfg.vocab_size)
+  block = _walk(keys, drafts, target_sup, draft_sup, cfg.scheme, _dense(cfg), cfg.vocab_size,
+                strong)
   target_cache = lm_cache.copy_window(target_cache, block.row,
                                       cfg.prompt_length + state.n - 1, cfg.draft_length + 1)
   state = state._replace(target_cache=target_cache)
@@ -616,7 +623,7 @@ def _keys(key, n, cfg: _Config) -> _Keys:
   return _block_keys(key, n, cfg.num_drafts, cfg.draft_length, cfg.scheme not in _GLS_FAMILY)
 
 
-def _block(key, target, drafter, state: _State, temperature, draft_temperatures, eos_id,
+def _block(key, target, drafter, state: _State, temperature, draft_temperatures, eos_id, strong,
            cfg: _Config) -> _State:
   keys = _keys(key, state.n, cfg)
   drafts, draft_sup, drafter_cache = _draft_phase(keys, drafter, state.drafter_cache, state.seq,
@@ -624,17 +631,19 @@ def _block(key, target, drafter, state: _State, temperature, draft_temperatures,
   target_sup, target_cache = _target_phase(target, state.target_cache, state.seq, state.n, drafts,
                                            temperature, cfg)
   state = state._replace(drafter_cache=drafter_cache)
-  return _verify_phase(keys, state, drafts, target_sup, draft_sup, target_cache, eos_id, cfg)
+  return _verify_phase(keys, state, drafts, target_sup, draft_sup, target_cache, eos_id, strong,
+                       cfg)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
-def _generate(key, target, drafter, prompt, temperature, draft_temperatures, eos_id, cfg):
+def _generate(key, target, drafter, prompt, temperature, draft_temperatures, eos_id, strong, cfg):
   state = _prefill(target, drafter, prompt, cfg)
 
   def body(state):
     if cfg.scheme == "autoregressive":
       return _autoregressive_step(key, target, state, temperature, eos_id, cfg)
-    return _block(key, target, drafter, state, temperature, draft_temperatures, eos_id, cfg)
+    return _block(key, target, drafter, state, temperature, draft_temperatures, eos_id, strong,
+                  cfg)
 
   state = jax.lax.while_loop(lambda s: ~s.done, body, state)
   return _finish(state, cfg)
@@ -774,10 +783,11 @@ def _validate(target, prompt, scheme, drafter, num_drafts, draft_length, max_new
           f"{max_new_tokens} + {draft_length} + 2 = {cache_length} positions exceed the {what}'s "
           f"context length {limit}; shorten the prompt or lower max_new_tokens")
 
-  cfg = _Config(scheme=scheme, num_drafts=num_drafts, draft_length=draft_length,
+  cfg = _Config(scheme=_WALK.get(scheme, scheme), num_drafts=num_drafts, draft_length=draft_length,
                 max_new_tokens=max_new_tokens, top_k=top_k, vocab_size=vocab, prompt_length=p,
                 cache_length=cache_length, drafter_tuple=is_tuple)
-  return cfg, (target, drafter, prompt, temperature, draft_temps, eos)
+  return cfg, (target, drafter, prompt, temperature, draft_temps, eos,
+               jnp.bool_(scheme == "gls_strong"))
 
 
 def generate(key: jax.Array, target, prompt, *, scheme: str, drafter=None, num_drafts: int = 1,

@@ -130,10 +130,10 @@ def _phases(cfg: engine._Config):
     return engine._target_phase(target, target_cache, seq, n, drafts, temperature, cfg)
 
   @functools.partial(jax.jit, donate_argnums=(5,))
-  def verify(key, state, drafts, target_sup, draft_sup, target_cache, eos_id):
+  def verify(key, state, drafts, target_sup, draft_sup, target_cache, eos_id, strong):
     keys = engine._keys(key, state.n, cfg)
     return engine._verify_phase(keys, state, drafts, target_sup, draft_sup, target_cache, eos_id,
-                                cfg)
+                                strong, cfg)
 
   @functools.partial(jax.jit, donate_argnums=(2,))
   def autoregressive(key, target, state, temperature, eos_id):
@@ -162,7 +162,7 @@ def timed_generate(key: jax.Array, target, prompt, *, warmup: bool = True, **kwa
   Returns:
     ``(Generation, PhaseTimes)``.
   """
-  cfg, (target, drafter, prompt, temperature, draft_temps, eos) = engine._validate(
+  cfg, (target, drafter, prompt, temperature, draft_temps, eos, strong) = engine._validate(
       target, prompt, kwargs.pop("scheme", None), kwargs.pop("drafter", None),
       kwargs.pop("num_drafts", 1), kwargs.pop("draft_length", 4),
       kwargs.pop("max_new_tokens", None), kwargs.pop("temperature", 1.0),
@@ -192,7 +192,7 @@ def timed_generate(key: jax.Array, target, prompt, *, warmup: bool = True, **kwa
           target_pass(target, state.target_cache, state.seq, state.n, drafts, temperature))
       t2 = time.perf_counter()
       state = state._replace(target_cache=None, drafter_cache=drafter_cache)
-      state = ready(verify(key, state, drafts, target_sup, draft_sup, target_cache, eos))
+      state = ready(verify(key, state, drafts, target_sup, draft_sup, target_cache, eos, strong))
       t3 = time.perf_counter()
       times["draft"] += t1 - t0
       times["target"] += t2 - t1
