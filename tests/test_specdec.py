@@ -106,13 +106,13 @@ def _keys(seed, num=NUM_KEYS):
 
 
 @functools.lru_cache(maxsize=None)
-def _generations(scheme, drafters="single", top_k=0, seed=0):
+def _generations(scheme, drafters="single", top_k=0, seed=0, num_drafts=None):
   """Generation (numpy, [settings, keys, ...]) of one configuration, all settings.
 
   A tuple of drafters drafts ``L - 1`` tokens per block (so gls_strong = autoregressive is
   checked at two draft lengths without another compilation).
   """
-  num_drafts = _num_drafts(scheme)
+  num_drafts = num_drafts or _num_drafts(scheme)
   length = L if drafters == "single" else L - 1
   drafter = DRAFTERS[0] if drafters == "single" else DRAFTERS[:num_drafts]
   temps = jnp.array([s[1] for s in SETTINGS], jnp.float32)
@@ -191,6 +191,16 @@ def test_output_is_the_targets_sequence_distribution(scheme, drafters, top_k, as
     assert hist[0] > 0 and hist[1:-1].sum() > 0 and hist[-1] > 0, hist
 
 
+def test_support_races_equal_dense_races():
+  """Race times generated on the top-k support are the dense table's: with top_k = 4 = the
+  number of tokens of positive mass in every row, the sparse path emits the dense path's
+  tokens (same keys)."""
+  assert (np.isneginf(np.asarray(TARGET.transition_logits[...])).sum(1) == V - 4).all()
+  dense = _generations("autoregressive", "single", 0)
+  sparse = _generations("autoregressive", "single", 4)
+  np.testing.assert_array_equal(sparse.tokens, dense.tokens)
+
+
 def test_drafts_differ_from_target_substantially():
   q = np.asarray(jax.nn.softmax(TARGET.transition_logits[...], -1))
   for d in DRAFTERS:
@@ -215,6 +225,15 @@ def test_gls_strong_reproduces_autoregressive_token_for_token(drafters, top_k):
   assert metrics.block_efficiency(out) > 1.2
   # plain gls (min over the alive rows only) does not reproduce it
   assert (_generations("gls", drafters, top_k).tokens != ref.tokens).any()
+
+
+def test_daliri_reproduces_autoregressive_with_one_row():
+  """Daliri = GLS with one row: its target race is row 0's at every position, as the
+  autoregressive reference with num_drafts = 1."""
+  ref = _generations("autoregressive", "single", TOP_K, num_drafts=1)
+  out = _generations("daliri", "single", TOP_K)
+  np.testing.assert_array_equal(out.tokens, ref.tokens)
+  assert metrics.block_efficiency(out) > 1.2
 
 
 def _random_block(seed, top_k):
@@ -449,6 +468,15 @@ def _gen(**overrides):
 def test_bad_input_names_the_argument(overrides, error, match):
   with pytest.raises(error, match=match):
     _gen(**overrides)
+
+
+def test_bad_key():
+  with pytest.raises(ValueError, match="key must be a threefry2x32 key"):
+    specdec.generate(jax.random.key(0, impl="rbg"), TARGET, jnp.asarray(PROMPT),
+                     scheme="autoregressive", max_new_tokens=2)
+  with pytest.raises(ValueError, match="key must be one PRNG key"):
+    specdec.generate(jax.random.split(jax.random.key(0), 2), TARGET, jnp.asarray(PROMPT),
+                     scheme="autoregressive", max_new_tokens=2)
 
 
 def test_verify_block_bad_input():

@@ -59,11 +59,15 @@ generated token, the prompt excluded):
 * race times: ``core.race_times_at(fold_in(fold_in(key, t), k), ids)``, only
   on the top-k support ``ids`` when ``top_k > 0`` (bit-identical to the dense
   row ``ids = arange(V)`` used when ``top_k = 0``);
-* SpecInfer / SpecTr / sps: the acceptance uniform of row ``k`` at ``t`` from
-  ``fold_in(fold_in(fold_in(fold_in(key, t), AUX_STREAM), k), 0)``, the
-  residual sample at ``t`` from the race of
-  ``fold_in(fold_in(fold_in(fold_in(key, t), AUX_STREAM), 0), 1)`` on the
-  residual.
+* SpecInfer / SpecTr / sps, with the auxiliary key
+  ``a[t] = fold_in(fold_in(key, t), AUX_STREAM)`` of index ``t``: the
+  acceptance uniform of row ``k`` is ``1 - exp(-E)`` with ``E`` the Exp(1)
+  time of counter ``2**31 + k`` under ``a[t]`` (token ids stay below
+  ``2**31``), and the residual sample is the race of ``a[t]``'s times at the
+  token ids on the residual distribution.
+
+A block derives all of these in a few vectorised calls before its walk (so
+the walk itself is arithmetic only); the values do not depend on that.
 
 Why the output is exact
 -----------------------
@@ -244,11 +248,15 @@ class _Keys(NamedTuple):
   """The row keys of one block (output indices ``n .. n + L``)."""
 
   race: jax.Array  #: ``[L + 1, K]``: ``fold_in(fold_in(key, n + j), k)``.
-  aux: jax.Array | None  #: ``[L, K + 1]``: ``fold_in(fold_in(fold_in(key, n + j), AUX), k)``.
+  aux: jax.Array | None  #: ``[L]``: ``fold_in(fold_in(key, n + j), AUX_STREAM)``.
+
+
+#: Counter of the acceptance uniform of row ``k`` under an auxiliary key: ``_UNIFORM + k``.
+_UNIFORM = 2**31
 
 
 def _block_keys(key, n, num_rows: int, length: int, aux: bool) -> _Keys:
-  """Every row key of a block, in two or three vectorised call sites of the hash.
+  """Every row key of a block, in two vectorised call sites of the hash.
 
   (Each call site of threefry costs XLA compile time, so the whole block
   derives its keys and its random numbers in a handful of batched calls.)
@@ -261,10 +269,7 @@ def _block_keys(key, n, num_rows: int, length: int, aux: bool) -> _Keys:
   keys = jax.vmap(lambda kt: jax.vmap(lambda i: jax.random.fold_in(kt, i))(idx))(pos_keys)
   if not aux:
     return _Keys(keys, None)
-  rows = jnp.arange(num_rows + 1, dtype=jnp.uint32)
-  aux_keys = jax.vmap(lambda a: jax.vmap(lambda k: jax.random.fold_in(a, k))(rows))(
-      keys[:length, num_rows])
-  return _Keys(keys[:, :num_rows], aux_keys)
+  return _Keys(keys[:, :num_rows], keys[:length, num_rows])
 
 
 def _times(keys, ids, vocab_size: int):
@@ -339,29 +344,29 @@ def _walk_randomness(keys: _Keys, target: Support, dense: bool, vocab_size: int)
   Returns ``(race [L+1, K, R, M], uniforms [L, K] or None, residual [L, R, M] or None)``
   where ``R`` indexes the possible *prefix rows* (the row whose target support a step uses;
   ``R = 1`` in the dense form, whose support ``arange(V)`` is every row's): entry
-  ``race[j, k, r, m]`` is ``log S[n + j, k, target.ids[r, j, m]]``. The acceptance uniform of
-  row ``k`` at index ``t`` is ``1 - exp(-E)`` with ``E`` the Exp(1) time of symbol 0 under
-  the auxiliary key of row ``k``; the residual sample at ``t`` races the times of the
-  auxiliary key of row ``K`` (``residual[j, r, m]`` at ``target.ids[r, j, m]``).
+  ``race[j, k, r, m]`` is ``log S[n + j, k, target.ids[r, j, m]]``, ``residual[j, r, m]`` the
+  time of the same id under the auxiliary key of index ``n + j``, and ``uniforms[j, k]`` is
+  ``1 - exp(-E)``, ``E`` that key's time of counter ``2**31 + k``.
   """
   length, num_rows = keys.race.shape[0] - 1, keys.race.shape[1]
   ids = jnp.swapaxes(target.ids[:1] if dense else target.ids, 0, 1)  # [L+1, R, M]
   r, m = ids.shape[1:]
-  ids = ids.reshape(length + 1, 1, r * m)
+  ids = ids.reshape(length + 1, 1, r * m).astype(jnp.uint32)
   if keys.aux is None:
     times = _times(keys.race, jnp.broadcast_to(ids, (length + 1, num_rows, r * m)), vocab_size)
     return times.reshape(length + 1, num_rows, r, m), None, None
-  # one call for the race rows and the auxiliary rows; column 0 is symbol 0 (the uniforms)
-  ids = jnp.concatenate([jnp.zeros((length + 1, 1, 1), ids.dtype), ids], axis=-1)
-  race_ids = jnp.broadcast_to(ids, (length + 1, num_rows, r * m + 1)).reshape(-1, r * m + 1)
-  aux_ids = jnp.broadcast_to(ids[:length], (length, num_rows + 1, r * m + 1)).reshape(-1, r * m + 1)
-  times = _times(jnp.concatenate([keys.race.reshape(-1), keys.aux.reshape(-1)]),
-                 jnp.concatenate([race_ids, aux_ids]), vocab_size)
+  # the race rows and the auxiliary rows in one call, all with the K uniform counters appended
+  width = r * m + num_rows
+  uniform_ctr = jnp.arange(num_rows, dtype=jnp.uint32) + np.uint32(_UNIFORM)
+  ext = jnp.broadcast_to(uniform_ctr, (length + 1, 1, num_rows))
+  ids = jnp.concatenate([ids, ext], axis=-1)  # [L+1, 1, W]
+  all_ids = jnp.concatenate([jnp.broadcast_to(ids, (length + 1, num_rows, width)).reshape(-1, width),
+                             ids[:length, 0]])
+  times = _times(jnp.concatenate([keys.race.reshape(-1), keys.aux]), all_ids, vocab_size)
   split = (length + 1) * num_rows
-  race = times[:split, 1:].reshape(length + 1, num_rows, r, m)
-  aux = times[split:].reshape(length, num_rows + 1, r * m + 1)
-  uniforms = -jnp.expm1(-jnp.exp(aux[:, :num_rows, 0]))  # 1 - exp(-E) ~ U(0, 1)
-  residual = aux[:, num_rows, 1:].reshape(length, r, m)
+  race = times[:split, :r * m].reshape(length + 1, num_rows, r, m)
+  residual = times[split:, :r * m].reshape(length, r, m)
+  uniforms = -jnp.expm1(-jnp.exp(times[split:, r * m:]))  # 1 - exp(-E) ~ U(0, 1)
   return race, uniforms, residual
 
 
@@ -414,8 +419,7 @@ def _walk(keys: _Keys, drafts, target: Support, draft: Support | None, scheme: s
 
 
 def verify_block(key: jax.Array, position, drafts: jax.Array, target: Support,
-                 draft: Support | None = None, *, scheme: str, dense: bool = False,
-                 vocab_size: int | None = None) -> Block:
+                 draft: Support | None = None, *, scheme: str, dense: bool = False) -> Block:
   """The verification walk of one block, as a pure function (what :func:`generate` runs).
 
   Args:
@@ -430,14 +434,13 @@ def verify_block(key: jax.Array, position, drafts: jax.Array, target: Support,
     scheme: one of :data:`SCHEMES` except ``"autoregressive"``.
     dense: promise that ``ids = arange(V)`` along the last axis of both supports (the
       ``top_k = 0`` form); lookups then index instead of matching ids.
-    vocab_size: the vocabulary size; needed only for PRNG implementations other than threefry
-      (:func:`lcoupling.core.race_times_at`).
 
   Returns:
     :class:`Block`.
   """
   if scheme not in SCHEMES or scheme == "autoregressive":
     raise ValueError(f"scheme must be one of {list(SCHEMES[1:])}, got {scheme!r}")
+  key = _check_key(key)
   drafts = jnp.asarray(drafts, jnp.int32)
   if drafts.ndim != 2:
     raise ValueError(f"drafts must have shape [K, L], got {tuple(drafts.shape)}")
@@ -454,7 +457,7 @@ def verify_block(key: jax.Array, position, drafts: jax.Array, target: Support,
                        f" got {tuple(draft.ids.shape)} and {tuple(draft.logits.shape)}")
   return _verify_block_jit(key, jnp.asarray(position, jnp.int32), drafts, target, draft,
                            jnp.bool_(scheme == "gls_strong"), scheme=_WALK.get(scheme, scheme),
-                           dense=bool(dense), vocab_size=vocab_size)
+                           dense=bool(dense), vocab_size=None)
 
 
 @functools.partial(jax.jit, static_argnames=("scheme", "dense", "vocab_size"))
@@ -654,6 +657,21 @@ def _generate(key, target, drafter, prompt, temperature, draft_temperatures, eos
 # --------------------------------------------------------------------------
 
 
+def _check_key(key):
+  """A typed threefry key (raw ``uint32[2]`` keys are wrapped); other PRNGs are refused."""
+  key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+  if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    if key.shape[-1:] != (2,) or key.dtype != jnp.uint32:
+      raise TypeError(f"key must be a PRNG key (jax.random.key), got {key.dtype}{list(key.shape)}")
+    key = jax.random.wrap_key_data(key, impl="threefry2x32")
+  if key.shape != ():
+    raise ValueError(f"key must be one PRNG key (vmap over a batch of keys), got shape {key.shape}")
+  if not core._is_threefry(key):
+    raise ValueError(f"key must be a threefry2x32 key (the JAX default), got the "
+                     f"{jax.random.key_impl(key)} PRNG: race times are addressed by counter")
+  return key
+
+
 def _check_int(value, name, minimum):
   if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
     raise TypeError(f"{name} must be a Python int, got {value!r}")
@@ -799,7 +817,8 @@ def generate(key: jax.Array, target, prompt, *, scheme: str, drafter=None, num_d
   after temperature and top-k filtering, for every scheme and any drafter.
 
   Args:
-    key: typed PRNG key; all randomness is addressed by (key, output index, draft row).
+    key: a threefry PRNG key (``jax.random.key``, the default; raw ``uint32[2]`` keys are
+      accepted); all randomness is addressed by (key, output index, draft row).
     target: a language model (:class:`lcoupling.lm.LanguageModel`).
     prompt: ``int[P]`` token ids, ``P >= 1``.
     scheme: one of :data:`SCHEMES`.
@@ -823,6 +842,7 @@ def generate(key: jax.Array, target, prompt, *, scheme: str, drafter=None, num_d
   Raises:
     ValueError / TypeError naming the argument for invalid settings (see the tests).
   """
+  key = _check_key(key)
   cfg, args = _validate(target, prompt, scheme, drafter, num_drafts, draft_length, max_new_tokens,
                         temperature, top_k, draft_temperatures, eos_id)
   return _generate(key, *args, cfg=cfg)

@@ -170,6 +170,7 @@ def timed_generate(key: jax.Array, target, prompt, *, warmup: bool = True, **kwa
       kwargs.pop("eos_id", None))
   if kwargs:
     raise TypeError(f"timed_generate got unexpected arguments {sorted(kwargs)}")
+  key = engine._check_key(key)
   prefill, draft, target_pass, verify, autoregressive, finish = _phases(cfg)
   ready = jax.block_until_ready
 
