@@ -831,7 +831,8 @@ def generate(key: jax.Array, target, prompt, *, scheme: str, drafter=None, num_d
     temperature: target temperature (the drafts' too unless ``draft_temperatures``).
     top_k: keep the ``top_k`` most likely tokens (``0`` = all); applied to the target's and
       to each drafter's own logits. Randomness is then generated on the support only.
-    draft_temperatures: optional tuple of ``K`` drafter temperatures ("diverse" drafts).
+    draft_temperatures: optional tuple of ``K`` drafter temperatures ("diverse" drafts;
+      ``spectr`` refuses different values -- which it cannot check when they are traced).
     eos_id: optional end-of-sequence id; tokens after it are :data:`PAD_ID`. (A traced
       integer is allowed, e.g. vmapped over settings; a traced value outside the vocabulary
       never matches.)
