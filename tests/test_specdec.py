@@ -387,7 +387,7 @@ _LLAMA = LlamaConfig(vocab_size=40, num_layers=2, hidden_size=32, intermediate_s
 @functools.partial(jax.jit, static_argnames=("scheme", "num_drafts", "top_k"),
                    compiler_options=FAST_COMPILE)
 def _llama_run(keys, target, drafter, scheme, num_drafts, top_k):
-  prompt = jnp.array([3, 7, 11, 2, 5])
+  prompt = jnp.array([3, 7])  # the drafters' first window starts at a negative position
   kw = dict(scheme=scheme, num_drafts=num_drafts, max_new_tokens=10, top_k=top_k)
   if drafter is not None:
     kw.update(drafter=drafter, draft_length=3)
