@@ -103,8 +103,8 @@ def verification_cost(target, drafter, *, schemes=SCHEMES, num_drafts=8, draft_l
     for scheme in schemes:
       k = 1 if scheme in ("sps", "daliri") else num_drafts
       prompt = _prompt(target.vocab_size, prompt_length)
-      cfg, key, state, drafts, draft_sup, temp, strong = _block(target, drafter, scheme, k, draft_length,
-                                                        top_k, prompt)
+      cfg, key, state, drafts, draft_sup, temp, strong = _block(
+          target, drafter, scheme, k, draft_length, top_k, prompt)
       p = cfg.prompt_length
       tokens = jnp.concatenate([jnp.full((k, 1), prompt[-1]), drafts], axis=1)
       positions = jnp.full((k,), p - 1, jnp.int32)
@@ -187,9 +187,9 @@ def decode_rate(target, drafter, prompt, *, schemes=("autoregressive",) + SCHEME
 def _header(args):
   dev = jax.devices()[0]
   print("# Speculative decoding: verification cost")
+  kind = getattr(dev, "device_kind", dev.platform)
   print(f"jax {jax.__version__}  python {platform.python_version()}  backend "
-        f"{jax.default_backend()}  {jax.device_count()} x {getattr(dev, 'device_kind', dev.platform)}"
-        f"  host cpus {os.cpu_count()}")
+        f"{jax.default_backend()}  {jax.device_count()} x {kind}  host cpus {os.cpu_count()}")
   print(f"target: random-init SmolLM2-135M architecture ({SMOLLM2_135M.num_parameters / 1e6:.0f} M "
         f"parameters, float32); drafter: 2 layers of the same shape; best of {args.reps} reps\n")
 

@@ -118,7 +118,8 @@ def _generations(scheme, drafters="single", top_k=0, seed=0, num_drafts=None):
   temps = jnp.array([s[1] for s in SETTINGS], jnp.float32)
   dtemps = jnp.array([_draft_temps(scheme, s[2]) for s in SETTINGS], jnp.float32)
   eos = jnp.array([s[3] for s in SETTINGS], jnp.int32)
-  out = _run_jit(_keys(seed), TARGET, drafter, temps, dtemps, eos, jnp.bool_(scheme == "gls_strong"),
+  strong = jnp.bool_(scheme == "gls_strong")
+  out = _run_jit(_keys(seed), TARGET, drafter, temps, dtemps, eos, strong,
                  scheme=engine._WALK.get(scheme, scheme) if scheme == "gls_strong" else scheme,
                  top_k=top_k, length=length, num_drafts=num_drafts)
   return jax.tree.map(np.asarray, out)

@@ -4,7 +4,7 @@
 
 ::
 
-    lcoupling.specdec.generate          # every scheme through one jit/vmap-able function (engine.py)
+    lcoupling.specdec.generate          # every scheme, one jit/vmap-able function (engine.py)
     lcoupling.specdec.verify_block      # one block's verification walk, as a pure function
     lcoupling.specdec.metrics           # block efficiency, acceptance statistics, timed_generate
 """

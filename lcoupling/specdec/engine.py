@@ -142,7 +142,8 @@ __all__ = ["SCHEMES", "PAD_ID", "Generation", "Support", "Block", "generate", "v
 
 #: Schemes accepted by :func:`generate`.
 SCHEMES = ("autoregressive",) + verifiers.NAMES
-#: Value of ``Generation.tokens`` after ``length`` (and of ``accepted_lengths`` after ``num_blocks``).
+#: Value of ``Generation.tokens`` after ``length`` (and of ``accepted_lengths`` after
+#: ``num_blocks``).
 PAD_ID = -1
 
 _GLS_FAMILY = ("gls", "gls_strong", "daliri")
@@ -179,7 +180,7 @@ class Generation(NamedTuple):
 
 
 class Support(NamedTuple):
-  """A filtered distribution on a set of token ids: ``logits[..., m]`` is the logit of ``ids[..., m]``.
+  """A filtered distribution on token ids: ``logits[..., m]`` is the logit of ``ids[..., m]``.
 
   Dense form (``top_k = 0``): ``ids = arange(V)`` along the last axis. The
   logits need not be normalised; ``-inf`` is zero mass.
@@ -360,8 +361,8 @@ def _walk_randomness(keys: _Keys, target: Support, dense: bool, vocab_size: int)
   uniform_ctr = jnp.arange(num_rows, dtype=jnp.uint32) + np.uint32(_UNIFORM)
   ext = jnp.broadcast_to(uniform_ctr, (length + 1, 1, num_rows))
   ids = jnp.concatenate([ids, ext], axis=-1)  # [L+1, 1, W]
-  all_ids = jnp.concatenate([jnp.broadcast_to(ids, (length + 1, num_rows, width)).reshape(-1, width),
-                             ids[:length, 0]])
+  race_ids = jnp.broadcast_to(ids, (length + 1, num_rows, width)).reshape(-1, width)
+  all_ids = jnp.concatenate([race_ids, ids[:length, 0]])
   times = _times(jnp.concatenate([keys.race.reshape(-1), keys.aux]), all_ids, vocab_size)
   split = (length + 1) * num_rows
   race = times[:split, :r * m].reshape(length + 1, num_rows, r, m)
@@ -485,7 +486,7 @@ def _dense(cfg: _Config) -> bool:
 
 
 def _call_drafters(drafter, cache, tokens, position, cfg: _Config):
-  """All K draft rows through the drafter(s): ``tokens [K, T]`` at ``position`` -> logits [K, T, V]."""
+  """All K draft rows through the drafter(s): ``tokens [K, T]`` at ``position`` -> ``[K, T, V]``."""
   if cfg.drafter_tuple:
     outs = [m(tokens[k:k + 1], c, position[None]) for k, (m, c) in enumerate(zip(drafter, cache))]
     return jnp.concatenate([o[0] for o in outs]), tuple(o[1] for o in outs)

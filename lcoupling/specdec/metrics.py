@@ -25,8 +25,9 @@ Example:
   >>> t = MarkovLM(jnp.log(jnp.array([[.6, .3, .1], [.2, .5, .3], [.1, .1, .8]])))
   >>> d = MarkovLM(jnp.log(jnp.array([[.5, .3, .2], [.3, .4, .3], [.2, .2, .6]])))
   >>> keys = jax.random.split(jax.random.key(0), 64)
-  >>> gen = jax.vmap(lambda k: specdec.generate(k, t, jnp.array([0]), scheme="gls", drafter=d,
-  ...                                           num_drafts=2, draft_length=2, max_new_tokens=6))(keys)
+  >>> run = lambda k: specdec.generate(k, t, jnp.array([0]), scheme="gls", drafter=d,
+  ...                                 num_drafts=2, draft_length=2, max_new_tokens=6)
+  >>> gen = jax.vmap(run)(keys)
   >>> 1.0 <= block_efficiency(gen) <= 3.0, accepted_length_histogram(gen).shape
   (True, (3,))
   >>> position_acceptance(gen).shape
