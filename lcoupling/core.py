@@ -34,7 +34,12 @@ Race times are *addressable*: the time of ``(row k, symbol i)`` is a pure
 function of ``(key, k, i)`` -- it does not depend on the shape of the table it
 is generated in. :func:`race_times_at` generates only the times of a sparse set
 of symbols (e.g. a top-k support inside a 150k-token vocabulary) and returns
-bit-identical values to the dense table of :func:`race_times`.
+bit-identical values to the dense table of :func:`race_times`. Both read their
+bits from one function (the threefry block of counter ``(0, i)`` under the row
+key), so they cannot drift apart: not with ``jax_threefry_partitionable`` off
+either (with it on, the JAX default, these are the bits of
+``jax.random.bits``). Other PRNG implementations fall back to
+``jax.random.bits`` for the dense row.
 
 Method: docs/method.md §1 (GLS) and §2 (its bounds).
 
@@ -312,7 +317,29 @@ def _bits_to_log_exponential(bits: jax.Array) -> jax.Array:
   return jnp.log(-jnp.log1p(-u))
 
 
+def _is_threefry(key: jax.Array) -> bool:
+  return "threefry" in str(jax.random.key_impl(key))
+
+
+def _threefry_bits_at(key: jax.Array, symbols: jax.Array) -> jax.Array:
+  """The 32 random bits of ``symbols`` in a threefry row: the single source of race-time bits.
+
+  Symbol ``i`` gets ``threefry2x32(key, (0, i))`` with its two output words
+  xor-ed -- exactly the bits that ``jax.random.bits(key, (N,), uint32)[i]``
+  gives while ``jax_threefry_partitionable`` is on (the JAX default), but
+  computed here directly, so the dense rows (:func:`log_race_times`) and the
+  sparse look-ups (:func:`race_times_at`) agree bit for bit whatever that
+  flag says.
+  """
+  kd = jax.random.key_data(key)
+  ctr = jnp.asarray(symbols).astype(jnp.uint32)
+  b1, b2 = jex_random.threefry2x32_p.bind(kd[0], kd[1], jnp.zeros_like(ctr), ctr)
+  return b1 ^ b2
+
+
 def _row_bits(key: jax.Array, num_symbols: int) -> jax.Array:
+  if _is_threefry(key):
+    return _threefry_bits_at(key, jnp.arange(num_symbols, dtype=jnp.uint32))
   return jax.random.bits(key, (num_symbols,), dtype=jnp.uint32)
 
 
@@ -366,17 +393,13 @@ def race_times_at(key: jax.Array, symbols: jax.Array, *, num_symbols: int | None
     log: return ``log S`` (default, what the races use) or ``S``.
   """
   symbols = jnp.asarray(symbols)
-  impl = jax.random.key_impl(key)
-  if "threefry" in str(impl):
-    kd = jax.random.key_data(key)
-    ctr = symbols.astype(jnp.uint32)
-    b1, b2 = jex_random.threefry2x32_p.bind(kd[0], kd[1], jnp.zeros_like(ctr), ctr)
-    out = _bits_to_log_exponential(b1 ^ b2)
+  if _is_threefry(key):
+    out = _bits_to_log_exponential(_threefry_bits_at(key, symbols))
   else:
     if num_symbols is None:
       raise ValueError(
-          f"race_times_at needs num_symbols for the {impl} PRNG (only threefry is counter-addressable)"
-      )
+          f"race_times_at needs num_symbols for the {jax.random.key_impl(key)} PRNG (only "
+          "threefry is counter-addressable)")
     out = log_race_times(key, (num_symbols,))[symbols]
   return out if log else jnp.exp(out)
 

@@ -313,6 +313,27 @@ def test_race_times_at_vmapped_rows(rng):
   np.testing.assert_array_equal(_bits(got), _bits(np.take_along_axis(dense, np.asarray(idx), 1)))
 
 
+@pytest.mark.parametrize("partitionable", [True, False])
+def test_dense_and_sparse_race_times_share_bits_whatever_the_threefry_flag(partitionable, rng):
+  """One source of bits: the dense row equals race_times_at with jax_threefry_partitionable on or
+  off, and equals today's jax.random.bits row (the default flag) -- results do not move."""
+  key = jax.random.key(16)
+  n = 4000
+  with jax.threefry_partitionable(True):
+    reference = np.asarray(core.log_race_times(key, (2, n)))
+    bits = jax.random.bits(jax.random.fold_in(key, 1), (n,), dtype=jnp.uint32)
+    np.testing.assert_array_equal(_bits(reference[1]),
+                                  _bits(core._bits_to_log_exponential(bits)))
+  idx = jnp.asarray(np.sort(rng.choice(n, size=64, replace=False)).astype(np.int32))
+  with jax.threefry_partitionable(partitionable):
+    dense = np.asarray(core.log_race_times(key, (2, n)))
+    dense_jit = np.asarray(jax.jit(core.log_race_times, static_argnums=1)(key, (2, n)))
+    sparse = np.asarray(jax.jit(core.race_times_at)(jax.random.fold_in(key, 1), idx))
+  np.testing.assert_array_equal(_bits(dense), _bits(reference))
+  np.testing.assert_array_equal(_bits(dense_jit), _bits(reference))
+  np.testing.assert_array_equal(_bits(sparse), _bits(reference[1, np.asarray(idx)]))
+
+
 def test_race_times_at_other_impl_needs_num_symbols():
   key = jax.random.key(14, impl="rbg")
   with pytest.raises(ValueError, match="num_symbols"):

@@ -14,7 +14,8 @@ MODULES = ["lcoupling.core", "lcoupling.parallel", "lcoupling.bounds", "lcouplin
            "lcoupling.studies.image_codec", "lcoupling.studies.toy", "lcoupling.runner",
            "lcoupling.lm.model", "lcoupling.lm.cache", "lcoupling.lm.sampling", "lcoupling.lm.markov",
            "lcoupling.lm.tokenizer", "lcoupling.lm.gguf_io", "lcoupling.lm.loading",
-           "lcoupling.lm.generate", "lcoupling.lm.prompts", "lcoupling.lm.assets"]
+           "lcoupling.lm.generate", "lcoupling.lm.prompts", "lcoupling.lm.assets",
+           "lcoupling.specdec.engine", "lcoupling.specdec.metrics"]
 
 
 @pytest.mark.parametrize("name", MODULES)

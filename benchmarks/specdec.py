@@ -1,0 +1,231 @@
+# Copyright 2026 The lcoupling Authors.
+# SPDX-License-Identifier: Apache-2.0
+"""Cost of sequence-level verification against the target pass it verifies.
+
+Usage::
+
+    python benchmarks/specdec.py [--quick] [--reps R] [--decode]
+
+Models: a random-init Llama with the SmolLM2-135M architecture (30 layers,
+d = 576, 9 / 3 heads, head_dim 64, SwiGLU 1536, vocabulary 49 152; no
+checkpoint needed: the costs do not depend on the weights) as the target and
+its first two layers' shape (2 layers, same width and head) as the drafter.
+Every section is a function of ``(target, drafter)``, so real checkpoints can be
+plugged in (:func:`verification_cost`, :func:`decode_rate`,
+:func:`logits_agreement`).
+
+1. **Verification cost** (:func:`verification_cost`), for every scheme at
+   ``K = 8`` drafts (``K = 1`` for ``sps`` / ``daliri``), ``L = 4``, top-k 50
+   and the dense vocabulary (``top_k = 0``), on a real block (prompt prefilled,
+   drafts drawn by the drafter, target logits from the target), best of
+   ``--reps`` timed calls after a warm-up, each jitted separately:
+
+   * ``target``: one target forward of the ``K x (L + 1)`` verified tokens
+     (the model call, cache of the prompt length);
+   * ``filter``: temperature + top-k of its logits (:func:`lcoupling.specdec.support`);
+   * ``walk``: the verification proper -- the block's keys, the race times on
+     the support, the scheme's walk with its alive mask, residuals, bonus
+     (:func:`lcoupling.specdec.verify_block`'s computation).
+
+   ``walk %`` and ``(filter + walk) %`` are relative to ``target``.
+2. **Logits agreement** (:func:`logits_agreement`): whether the verification
+   pass and the one-token decode give bit-identical logits for the same prefix
+   (what ``gls_strong == autoregressive`` token for token needs on a real model).
+3. **Decode** (``--decode``; :func:`decode_rate`): tokens/s of the jitted
+   ``generate``, block efficiency and the draft / target / verify split of
+   :func:`lcoupling.specdec.metrics.timed_generate`. With random weights the
+   drafts are rarely accepted; the section is there for real models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from lcoupling import specdec  # noqa: E402
+from lcoupling.lm import Llama, LlamaConfig  # noqa: E402
+from lcoupling.lm import cache as lm_cache  # noqa: E402
+from lcoupling.specdec import engine, metrics  # noqa: E402
+
+SMOLLM2_135M = LlamaConfig(vocab_size=49152, num_layers=30, hidden_size=576,
+                           intermediate_size=1536, num_heads=9, num_kv_heads=3, head_dim=64,
+                           rope_theta=100_000.0, rms_norm_eps=1e-5, tie_embeddings=True,
+                           max_position_embeddings=8192)
+SCHEMES = ("sps", "daliri", "specinfer", "spectr", "gls", "gls_strong")
+
+
+def _time(fn, *args, reps):
+  """Best of ``reps`` timed calls after a warm-up (the minimum is the least disturbed by other
+  processes sharing the CPU)."""
+  jax.block_until_ready(fn(*args))  # warm-up (compilation)
+  out = []
+  for _ in range(reps):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    out.append(time.perf_counter() - t0)
+  return min(out)
+
+
+def _prompt(vocab_size, length, seed=0):
+  return jnp.asarray(np.random.default_rng(seed).integers(0, vocab_size, length), jnp.int32)
+
+
+def _block(target, drafter, scheme, num_drafts, draft_length, top_k, prompt, temperature=1.0):
+  """A real block: prefilled caches, drafts and the target's cache state before its pass."""
+  cfg, (target, drafter, prompt, temp, dtemps, _, strong) = engine._validate(
+      target, prompt, scheme, drafter, num_drafts, draft_length, 16, temperature, top_k, None,
+      None)
+  state = jax.jit(lambda t, d, p: engine._prefill(t, d, p, cfg))(target, drafter, prompt)
+  key = jax.random.key(0)
+  keys = engine._keys(key, state.n, cfg)
+  drafts, draft_sup, _ = jax.jit(
+      lambda d, c, s, n, dt: engine._draft_phase(keys, d, c, s, n, dt, cfg))(
+          drafter, state.drafter_cache, state.seq, state.n, dtemps)
+  return cfg, key, state, drafts, draft_sup, temp, strong
+
+
+def verification_cost(target, drafter, *, schemes=SCHEMES, num_drafts=8, draft_length=4,
+                      top_ks=(50, 0), prompt_length=64, reps=5, log=print) -> list[dict]:
+  """Times the target pass, the filter and each scheme's walk on one real block (see module doc)."""
+  rows = []
+  forward_ms, filter_ms = {}, {}  # per K (and top-k): they do not depend on the scheme
+  for top_k in top_ks:
+    for scheme in schemes:
+      k = 1 if scheme in ("sps", "daliri") else num_drafts
+      prompt = _prompt(target.vocab_size, prompt_length)
+      cfg, key, state, drafts, draft_sup, temp, strong = _block(
+          target, drafter, scheme, k, draft_length, top_k, prompt)
+      p = cfg.prompt_length
+      tokens = jnp.concatenate([jnp.full((k, 1), prompt[-1]), drafts], axis=1)
+      positions = jnp.full((k,), p - 1, jnp.int32)
+      forward = jax.jit(lambda m, c, t, pos: m(t, c, pos)[0])
+      logits = forward(target, state.target_cache, tokens, positions)
+      if k not in forward_ms:
+        forward_ms[k] = 1e3 * _time(forward, target, state.target_cache, tokens, positions,
+                                    reps=reps)
+      filt = jax.jit(lambda lg, t: specdec.support(lg, t, cfg.top_k))
+      target_sup = filt(logits, temp)
+      if (k, top_k) not in filter_ms:
+        filter_ms[k, top_k] = 1e3 * _time(filt, logits, temp, reps=reps)
+
+      @jax.jit
+      def walk(key, n, drafts, target_sup, draft_sup, strong):
+        keys = engine._keys(key, n, cfg)
+        return engine._walk(keys, drafts, target_sup, draft_sup, cfg.scheme, cfg.top_k == 0,
+                            cfg.vocab_size, strong)
+
+      walk_ms = 1e3 * _time(walk, key, state.n, drafts, target_sup, draft_sup, strong, reps=reps)
+      row = dict(scheme=scheme, K=k, L=draft_length, top_k=top_k, target_ms=forward_ms[k],
+                 filter_ms=filter_ms[k, top_k], walk_ms=walk_ms,
+                 walk_pct=100 * walk_ms / forward_ms[k],
+                 filter_walk_pct=100 * (filter_ms[k, top_k] + walk_ms) / forward_ms[k])
+      rows.append(row)
+      log(f"  {scheme:10s} K={k} top_k={top_k:<3d} target {row['target_ms']:8.1f} ms  filter "
+          f"{row['filter_ms']:7.2f} ms  walk {walk_ms:7.2f} ms  ({row['walk_pct']:.2f} %)")
+  return rows
+
+
+def logits_agreement(target, *, num_drafts=8, draft_length=4, prompt_length=64, seed=0) -> dict:
+  """Verification pass (K rows x (L + 1) tokens) vs one-token decode of the same prefixes."""
+  p = prompt_length
+  rng = np.random.default_rng(seed)
+  prompt = _prompt(target.vocab_size, p, seed)
+  drafts = jnp.asarray(rng.integers(0, target.vocab_size, (num_drafts, draft_length)), jnp.int32)
+  size = p + draft_length + 2
+  call = jax.jit(lambda m, t, c, pos: m(t, c, pos))
+  cache = target.init_cache(1, size)
+  _, cache = call(target, prompt[None, :-1], cache, jnp.zeros((1,), jnp.int32))
+  tokens = jnp.concatenate([jnp.full((num_drafts, 1), prompt[-1]), drafts], axis=1)
+  big, _ = call(target, tokens, lm_cache.broadcast_rows(cache, num_drafts),
+                jnp.full((num_drafts,), p - 1, jnp.int32))
+  same, diff = 0, 0.0
+  for k in range(num_drafts):
+    c = cache
+    for j in range(draft_length + 1):
+      one, c = call(target, tokens[k:k + 1, j:j + 1], c, jnp.array([p - 1 + j], jnp.int32))
+      a, b = np.asarray(one[0, 0]), np.asarray(big[k, j])
+      same += bool(np.array_equal(a, b))
+      diff = max(diff, float(np.abs(a - b).max()))
+  return dict(rows=num_drafts * (draft_length + 1), bit_identical=same, max_abs_diff=diff)
+
+
+def decode_rate(target, drafter, prompt, *, schemes=("autoregressive",) + SCHEMES, num_drafts=8,
+                draft_length=4, top_k=50, max_new_tokens=16, seed=0, log=print) -> list[dict]:
+  """Tokens/s of the jitted ``generate`` and the phase split of ``timed_generate``, per scheme."""
+  rows = []
+  key = jax.random.key(seed)
+  for scheme in schemes:
+    kw = dict(scheme=scheme, max_new_tokens=max_new_tokens, top_k=top_k)
+    if scheme != "autoregressive":
+      kw.update(drafter=drafter, draft_length=draft_length,
+                num_drafts=1 if scheme in ("sps", "daliri") else num_drafts)
+    gen = jax.block_until_ready(specdec.generate(key, target, prompt, **kw))  # compile
+    t0 = time.perf_counter()
+    gen = jax.block_until_ready(specdec.generate(key, target, prompt, **kw))
+    seconds = time.perf_counter() - t0
+    _, times = metrics.timed_generate(key, target, prompt, **kw)
+    row = dict(scheme=scheme, tokens=int(gen.length), seconds=seconds,
+               tokens_per_s=metrics.token_rate(gen.length, seconds),
+               block_efficiency=metrics.block_efficiency(gen),
+               draft_s=times.draft, target_s=times.target, verify_s=times.verify)
+    rows.append(row)
+    log(f"  {scheme:14s} {row['tokens_per_s']:7.2f} tok/s  BE {row['block_efficiency']:.2f}  "
+        f"draft {times.draft:.2f} s  target {times.target:.2f} s  verify {times.verify:.3f} s")
+  return rows
+
+
+def _header(args):
+  dev = jax.devices()[0]
+  print("# Speculative decoding: verification cost")
+  kind = getattr(dev, "device_kind", dev.platform)
+  print(f"jax {jax.__version__}  python {platform.python_version()}  backend "
+        f"{jax.default_backend()}  {jax.device_count()} x {kind}  host cpus {os.cpu_count()}")
+  print(f"target: random-init SmolLM2-135M architecture ({SMOLLM2_135M.num_parameters / 1e6:.0f} M "
+        f"parameters, float32); drafter: 2 layers of the same shape; best of {args.reps} reps\n")
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--quick", action="store_true", help="top-k 50 only, 3 reps")
+  parser.add_argument("--reps", type=int, default=None, help="timed repetitions (default 7)")
+  parser.add_argument("--decode", action="store_true", help="also time whole decodes")
+  args = parser.parse_args(argv)
+  args.reps = args.reps or (3 if args.quick else 7)
+  _header(args)
+  target = Llama(SMOLLM2_135M, rngs=nnx.Rngs(0))
+  drafter = Llama(SMOLLM2_135M.replace(num_layers=2), rngs=nnx.Rngs(1))
+
+  print("## 1. Verification cost per block (K = 8, L = 4; sps / daliri K = 1)")
+  rows = verification_cost(target, drafter, top_ks=(50,) if args.quick else (50, 0),
+                           reps=args.reps)
+  print("\n| scheme | K | top-k | target pass (ms) | filter (ms) | walk (ms) | walk / target |"
+        " (filter + walk) / target |")
+  print("|---|---|---|---|---|---|---|---|")
+  for r in rows:
+    print(f"| {r['scheme']} | {r['K']} | {r['top_k'] or 'all'} | {r['target_ms']:.1f} | "
+          f"{r['filter_ms']:.2f} | {r['walk_ms']:.2f} | {r['walk_pct']:.2f} % | "
+          f"{r['filter_walk_pct']:.2f} % |")
+
+  print("\n## 2. Logits of the verification pass vs the one-token decode (same prefixes)")
+  agree = logits_agreement(target)
+  print(f"bit-identical rows: {agree['bit_identical']} / {agree['rows']}, max |difference| "
+        f"{agree['max_abs_diff']:.3g}")
+
+  if args.decode:
+    print("\n## 3. Whole decodes (random weights: block efficiency is not meaningful)")
+    decode_rate(target, drafter, _prompt(SMOLLM2_135M.vocab_size, 64),
+                max_new_tokens=8 if args.quick else 16)
+
+
+if __name__ == "__main__":
+  main()
