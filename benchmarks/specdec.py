@@ -82,15 +82,16 @@ def _prompt(vocab_size, length, seed=0):
 
 def _block(target, drafter, scheme, num_drafts, draft_length, top_k, prompt, temperature=1.0):
   """A real block: prefilled caches, drafts and the target's cache state before its pass."""
-  cfg, (target, drafter, prompt, temp, dtemps, _, strong) = engine._validate(
+  cfg, (target, drafter, prompt, plen, temp, dtemps, _, strong) = engine._validate(
       target, prompt, scheme, drafter, num_drafts, draft_length, 16, temperature, top_k, None,
       None)
-  state = jax.jit(lambda t, d, p: engine._prefill(t, d, p, cfg))(target, drafter, prompt)
+  state = jax.jit(lambda t, d, p, n: engine._prefill(t, d, p, n, cfg))(target, drafter, prompt,
+                                                                        plen)
   key = jax.random.key(0)
   keys = engine._keys(key, state.n, cfg)
   drafts, draft_sup, _ = jax.jit(
-      lambda d, c, s, n, dt: engine._draft_phase(keys, d, c, s, n, dt, cfg))(
-          drafter, state.drafter_cache, state.seq, state.n, dtemps)
+      lambda d, c, s, p, n, dt: engine._draft_phase(keys, d, c, s, p, n, dt, cfg))(
+          drafter, state.drafter_cache, state.seq, state.p, state.n, dtemps)
   return cfg, key, state, drafts, draft_sup, temp, strong
 
 

@@ -419,6 +419,31 @@ def test_llama_target_and_drafters():
   assert metrics.position_acceptance(same).min() > 0.99
 
 
+def test_padded_prompts_share_one_compilation_and_equal_unpadded_runs():
+  """``prompt_length`` inside a padded buffer = the unpadded prompt, vmapped over prompts."""
+  target = Llama(_LLAMA, rngs=nnx.Rngs(0))
+  drafter = Llama(_LLAMA.replace(num_layers=1), rngs=nnx.Rngs(1))
+  prompts = [np.array([3, 7, 1]), np.array([5]), np.array([2, 9, 9, 4, 6, 1])]
+  buf = np.full((len(prompts), 8), 11, np.int32)  # padding: any valid id
+  for i, p in enumerate(prompts):
+    buf[i, :len(p)] = p
+  lengths = np.array([len(p) for p in prompts], np.int32)
+  keys = jax.random.split(jax.random.key(5), len(prompts))
+  kw = dict(scheme="gls", drafter=drafter, num_drafts=3, draft_length=3, max_new_tokens=9,
+            top_k=8)
+  padded = jax.vmap(lambda k, b, n: specdec.generate(k, target, b, prompt_length=n, **kw))(
+      keys, jnp.asarray(buf), jnp.asarray(lengths))
+  for i, p in enumerate(prompts):
+    alone = specdec.generate(keys[i], target, jnp.asarray(p), **kw)
+    np.testing.assert_array_equal(padded.tokens[i], alone.tokens)
+    assert int(padded.num_blocks[i]) == int(alone.num_blocks)
+  out = specdec.generate(keys[0], MarkovLM(_chain(1)), jnp.array([2, 4, 0, 3, 3]),
+                         prompt_length=3, scheme="autoregressive", max_new_tokens=4)
+  ref = specdec.generate(keys[0], MarkovLM(_chain(1)), jnp.asarray(PROMPT),
+                         scheme="autoregressive", max_new_tokens=4)
+  np.testing.assert_array_equal(out.tokens, ref.tokens)
+
+
 # --------------------------------------------------------------------------
 # Errors.
 # --------------------------------------------------------------------------
@@ -461,6 +486,9 @@ def _gen(**overrides):
     (dict(prompt=jnp.array([], jnp.int32)), ValueError, "prompt must be a non-empty 1-D"),
     (dict(prompt=jnp.array([0, V])), ValueError, "prompt: token ids must lie in"),
     (dict(prompt=jnp.array([0.5])), TypeError, "prompt must hold integer token ids"),
+    (dict(prompt_length=4), ValueError, r"prompt_length must lie in \[1, len\(prompt\) = 3\]"),
+    (dict(prompt_length=0), ValueError, "prompt_length must lie in"),
+    (dict(prompt_length=1.5), TypeError, "prompt_length must be an int or None"),
     (dict(target="model"), TypeError, "target must be a language model"),
     (dict(target=Llama(_LLAMA.replace(vocab_size=V, max_position_embeddings=16),
                        rngs=nnx.Rngs(0)), drafter=DRAFTERS[0], max_new_tokens=12), ValueError,

@@ -218,6 +218,7 @@ class _Config(NamedTuple):
 
 
 class _State(NamedTuple):
+  p: jax.Array  # prompt length (the buffer holds cfg.prompt_length >= p positions)
   n: jax.Array
   done: jax.Array
   seq: jax.Array  # committed tokens; seq[_offset(cfg) + p] = token at absolute position p
@@ -493,13 +494,13 @@ def _call_drafters(drafter, cache, tokens, position, cfg: _Config):
   return drafter(tokens, cache, jnp.full((cfg.num_drafts,), position, jnp.int32))
 
 
-def _draft_phase(keys: _Keys, drafter, cache, seq, n, draft_temperatures, cfg: _Config):
+def _draft_phase(keys: _Keys, drafter, cache, seq, p, n, draft_temperatures, cfg: _Config):
   """``(drafts int32[K, L], Support [K, L, M] or None, drafter cache)``.
 
   The drafter's filtered distributions are returned only for the schemes that
   read them (not for the GLS family).
   """
-  k, length, p = cfg.num_drafts, cfg.draft_length, cfg.prompt_length
+  k, length = cfg.num_drafts, cfg.draft_length
   keep = cfg.scheme not in _GLS_FAMILY
   start = p + n - 1 - length
   window = jax.lax.dynamic_slice(seq, (start + _offset(cfg),), (length + 1,))
@@ -525,9 +526,9 @@ def _draft_phase(keys: _Keys, drafter, cache, seq, n, draft_temperatures, cfg: _
   return drafts, sups, cache
 
 
-def _target_phase(target, cache, seq, n, drafts, temperature, cfg: _Config):
+def _target_phase(target, cache, seq, p, n, drafts, temperature, cfg: _Config):
   """One target pass over ``[last, X[k]_1 .. X[k]_L]``: ``(Support [K, L + 1, M], cache)``."""
-  k, p = cfg.num_drafts, cfg.prompt_length
+  k = cfg.num_drafts
   last = jax.lax.dynamic_index_in_dim(seq, _offset(cfg) + p + n - 1, keepdims=False)
   tokens = jnp.concatenate([jnp.full((k, 1), last, jnp.int32), drafts], axis=1)
   logits, cache = target(tokens, cache, jnp.full((k,), p + n - 1, jnp.int32))
@@ -542,7 +543,7 @@ def _commit(state: _State, tokens, num_emitted, num_accepted, eos_id, cfg: _Conf
   """
   n = state.n
   size = tokens.shape[0]
-  seq = jax.lax.dynamic_update_slice(state.seq, tokens, (_offset(cfg) + cfg.prompt_length + n,))
+  seq = jax.lax.dynamic_update_slice(state.seq, tokens, (_offset(cfg) + state.p + n,))
   is_eos = (tokens == eos_id) & (jnp.arange(size) < num_emitted)
   found = jnp.any(is_eos)
   emitted = jnp.where(found, jnp.argmax(is_eos) + 1, num_emitted).astype(jnp.int32)
@@ -562,13 +563,13 @@ def _verify_phase(keys: _Keys, state: _State, drafts, target_sup, draft_sup, tar
   block = _walk(keys, drafts, target_sup, draft_sup, cfg.scheme, _dense(cfg), cfg.vocab_size,
                 strong)
   target_cache = lm_cache.copy_window(target_cache, block.row,
-                                      cfg.prompt_length + state.n - 1, cfg.draft_length + 1)
+                                      state.p + state.n - 1, cfg.draft_length + 1)
   state = state._replace(target_cache=target_cache)
   return _commit(state, block.tokens, block.num_emitted, block.num_accepted, eos_id, cfg)
 
 
 def _autoregressive_step(key, target, state: _State, temperature, eos_id, cfg: _Config) -> _State:
-  p, n = cfg.prompt_length, state.n
+  p, n = state.p, state.n
   last = jax.lax.dynamic_index_in_dim(state.seq, _offset(cfg) + p + n - 1, keepdims=True)
   logits, cache = target(last[None], state.target_cache, (p + n - 1)[None].astype(jnp.int32))
   sup = support(logits[0, 0], temperature, cfg.top_k)
@@ -583,7 +584,9 @@ def _autoregressive_step(key, target, state: _State, temperature, eos_id, cfg: _
   return state._replace(position_reached=jnp.zeros_like(state.position_reached))
 
 
-def _prefill(target, drafter, prompt, cfg: _Config) -> _State:
+def _prefill(target, drafter, prompt, prompt_length, cfg: _Config) -> _State:
+  """Prefills the caches with the prompt buffer (all but its last token; entries past
+  ``prompt_length - 1`` are overwritten before any query can see them)."""
   p, s = cfg.prompt_length, cfg.cache_length
   rows = 1 if cfg.scheme == "autoregressive" else cfg.num_drafts
 
@@ -603,7 +606,7 @@ def _prefill(target, drafter, prompt, cfg: _Config) -> _State:
   seq = jnp.zeros((_seq_length(cfg),), jnp.int32)
   seq = jax.lax.dynamic_update_slice(seq, prompt, (_offset(cfg),))
   return _State(
-      n=jnp.int32(0), done=jnp.bool_(False), seq=seq, target_cache=target_cache,
+      p=jnp.asarray(prompt_length, jnp.int32), n=jnp.int32(0), done=jnp.bool_(False), seq=seq, target_cache=target_cache,
       drafter_cache=drafter_cache, num_blocks=jnp.int32(0),
       accepted_lengths=jnp.full((cfg.max_new_tokens,), PAD_ID, jnp.int32),
       position_reached=jnp.zeros((cfg.draft_length,), jnp.int32),
@@ -611,8 +614,7 @@ def _prefill(target, drafter, prompt, cfg: _Config) -> _State:
 
 
 def _finish(state: _State, cfg: _Config) -> Generation:
-  start = _offset(cfg) + cfg.prompt_length
-  tokens = state.seq[start:start + cfg.max_new_tokens]
+  tokens = jax.lax.dynamic_slice(state.seq, (_offset(cfg) + state.p,), (cfg.max_new_tokens,))
   tokens = jnp.where(jnp.arange(cfg.max_new_tokens) < state.n, tokens, PAD_ID)
   ar = cfg.scheme == "autoregressive"
   return Generation(
@@ -631,8 +633,9 @@ def _block(key, target, drafter, state: _State, temperature, draft_temperatures,
            cfg: _Config) -> _State:
   keys = _keys(key, state.n, cfg)
   drafts, draft_sup, drafter_cache = _draft_phase(keys, drafter, state.drafter_cache, state.seq,
-                                                  state.n, draft_temperatures, cfg)
-  target_sup, target_cache = _target_phase(target, state.target_cache, state.seq, state.n, drafts,
+                                                  state.p, state.n, draft_temperatures, cfg)
+  target_sup, target_cache = _target_phase(target, state.target_cache, state.seq, state.p, state.n,
+                                           drafts,
                                            temperature, cfg)
   state = state._replace(drafter_cache=drafter_cache)
   return _verify_phase(keys, state, drafts, target_sup, draft_sup, target_cache, eos_id, strong,
@@ -640,8 +643,9 @@ def _block(key, target, drafter, state: _State, temperature, draft_temperatures,
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
-def _generate(key, target, drafter, prompt, temperature, draft_temperatures, eos_id, strong, cfg):
-  state = _prefill(target, drafter, prompt, cfg)
+def _generate(key, target, drafter, prompt, prompt_length, temperature, draft_temperatures, eos_id,
+              strong, cfg):
+  state = _prefill(target, drafter, prompt, prompt_length, cfg)
 
   def body(state):
     if cfg.scheme == "autoregressive":
@@ -704,7 +708,7 @@ def _max_length(model) -> int | None:
 
 
 def _validate(target, prompt, scheme, drafter, num_drafts, draft_length, max_new_tokens,
-              temperature, top_k, draft_temperatures, eos_id):
+              temperature, top_k, draft_temperatures, eos_id, prompt_length=None):
   if scheme not in SCHEMES:
     raise ValueError(f"unknown scheme {scheme!r}; known: {list(SCHEMES)}")
   num_drafts = _check_int(num_drafts, "num_drafts", 1)
@@ -730,6 +734,20 @@ def _validate(target, prompt, scheme, drafter, num_drafts, draft_length, max_new
       raise ValueError(f"prompt: token ids must lie in [0, {vocab}), got "
                        f"{x[(x < 0) | (x >= vocab)][:8].tolist()}")
   prompt = prompt.astype(jnp.int32)
+  if prompt_length is None:
+    plen = jnp.int32(prompt.shape[0])
+  elif isinstance(prompt_length, jax.core.Tracer):  # e.g. vmapped over padded prompts
+    if prompt_length.shape != () or not jnp.issubdtype(prompt_length.dtype, jnp.integer):
+      raise TypeError(f"prompt_length must be an integer scalar, got {prompt_length!r}")
+    plen = prompt_length.astype(jnp.int32)
+  else:
+    if isinstance(prompt_length, bool) or np.ndim(prompt_length) != 0 or not np.issubdtype(
+        np.asarray(prompt_length).dtype, np.integer):
+      raise TypeError(f"prompt_length must be an int or None, got {prompt_length!r}")
+    if not 1 <= int(prompt_length) <= prompt.shape[0]:
+      raise ValueError(f"prompt_length must lie in [1, len(prompt) = {prompt.shape[0]}], got "
+                       f"{prompt_length}")
+    plen = jnp.int32(prompt_length)
 
   if eos_id is None:
     eos = jnp.int32(-1)
@@ -805,13 +823,14 @@ def _validate(target, prompt, scheme, drafter, num_drafts, draft_length, max_new
   cfg = _Config(scheme=_WALK.get(scheme, scheme), num_drafts=num_drafts, draft_length=draft_length,
                 max_new_tokens=max_new_tokens, top_k=top_k, vocab_size=vocab, prompt_length=p,
                 cache_length=cache_length, drafter_tuple=is_tuple)
-  return cfg, (target, drafter, prompt, temperature, draft_temps, eos,
+  return cfg, (target, drafter, prompt, plen, temperature, draft_temps, eos,
                jnp.bool_(scheme == "gls_strong"))
 
 
 def generate(key: jax.Array, target, prompt, *, scheme: str, drafter=None, num_drafts: int = 1,
              draft_length: int = 4, max_new_tokens: int, temperature=1.0, top_k: int = 0,
-             draft_temperatures=None, eos_id: int | None = None) -> Generation:
+             draft_temperatures=None, eos_id: int | None = None,
+             prompt_length=None) -> Generation:
   """Samples ``max_new_tokens`` tokens from ``target`` after ``prompt`` (see the module docstring).
 
   The output is an exact sample of the target's autoregressive distribution
@@ -821,7 +840,8 @@ def generate(key: jax.Array, target, prompt, *, scheme: str, drafter=None, num_d
     key: a threefry PRNG key (``jax.random.key``, the default; raw ``uint32[2]`` keys are
       accepted); all randomness is addressed by (key, output index, draft row).
     target: a language model (:class:`lcoupling.lm.LanguageModel`).
-    prompt: ``int[P]`` token ids, ``P >= 1``.
+    prompt: ``int[P]`` token ids, ``P >= 1``; with ``prompt_length``, a buffer whose first
+      ``prompt_length`` entries are the prompt (the rest any valid ids: padding).
     scheme: one of :data:`SCHEMES`.
     drafter: one model (``num_drafts`` i.i.d. rows) or a tuple of ``num_drafts`` models (one
       row each); ``None`` for ``"autoregressive"``.
@@ -837,6 +857,9 @@ def generate(key: jax.Array, target, prompt, *, scheme: str, drafter=None, num_d
     eos_id: optional end-of-sequence id; tokens after it are :data:`PAD_ID`. (A traced
       integer is allowed, e.g. vmapped over settings; a traced value outside the vocabulary
       never matches.)
+    prompt_length: optional length of the prompt inside the ``prompt`` buffer (may be traced),
+      so that prompts of different lengths padded to one buffer size share one compilation
+      (and can be vmapped over together). The caches are sized for the buffer.
 
   Returns:
     :class:`Generation`.
@@ -846,5 +869,5 @@ def generate(key: jax.Array, target, prompt, *, scheme: str, drafter=None, num_d
   """
   key = _check_key(key)
   cfg, args = _validate(target, prompt, scheme, drafter, num_drafts, draft_length, max_new_tokens,
-                        temperature, top_k, draft_temperatures, eos_id)
+                        temperature, top_k, draft_temperatures, eos_id, prompt_length)
   return _generate(key, *args, cfg=cfg)

@@ -118,17 +118,17 @@ def _phases(cfg: engine._Config):
   """The jitted phase functions of one configuration (compiled once, reused)."""
 
   @jax.jit
-  def prefill(target, drafter, prompt):
-    return engine._prefill(target, drafter, prompt, cfg)
+  def prefill(target, drafter, prompt, prompt_length):
+    return engine._prefill(target, drafter, prompt, prompt_length, cfg)
 
   @functools.partial(jax.jit, donate_argnums=(2,))
-  def draft(key, drafter, drafter_cache, seq, n, draft_temperatures):
+  def draft(key, drafter, drafter_cache, seq, p, n, draft_temperatures):
     keys = engine._keys(key, n, cfg)
-    return engine._draft_phase(keys, drafter, drafter_cache, seq, n, draft_temperatures, cfg)
+    return engine._draft_phase(keys, drafter, drafter_cache, seq, p, n, draft_temperatures, cfg)
 
   @functools.partial(jax.jit, donate_argnums=(1,))
-  def target_pass(target, target_cache, seq, n, drafts, temperature):
-    return engine._target_phase(target, target_cache, seq, n, drafts, temperature, cfg)
+  def target_pass(target, target_cache, seq, p, n, drafts, temperature):
+    return engine._target_phase(target, target_cache, seq, p, n, drafts, temperature, cfg)
 
   @functools.partial(jax.jit, donate_argnums=(5,))
   def verify(key, state, drafts, target_sup, draft_sup, target_cache, eos_id, strong):
@@ -163,12 +163,12 @@ def timed_generate(key: jax.Array, target, prompt, *, warmup: bool = True, **kwa
   Returns:
     ``(Generation, PhaseTimes)``.
   """
-  cfg, (target, drafter, prompt, temperature, draft_temps, eos, strong) = engine._validate(
+  cfg, (target, drafter, prompt, plen, temperature, draft_temps, eos, strong) = engine._validate(
       target, prompt, kwargs.pop("scheme", None), kwargs.pop("drafter", None),
       kwargs.pop("num_drafts", 1), kwargs.pop("draft_length", 4),
       kwargs.pop("max_new_tokens", None), kwargs.pop("temperature", 1.0),
       kwargs.pop("top_k", 0), kwargs.pop("draft_temperatures", None),
-      kwargs.pop("eos_id", None))
+      kwargs.pop("eos_id", None), kwargs.pop("prompt_length", None))
   if kwargs:
     raise TypeError(f"timed_generate got unexpected arguments {sorted(kwargs)}")
   key = engine._check_key(key)
@@ -178,7 +178,7 @@ def timed_generate(key: jax.Array, target, prompt, *, warmup: bool = True, **kwa
   def run():
     times = dict(prefill=0.0, draft=0.0, target=0.0, verify=0.0)
     t0 = time.perf_counter()
-    state = ready(prefill(target, drafter, prompt))
+    state = ready(prefill(target, drafter, prompt, plen))
     times["prefill"] = time.perf_counter() - t0
     while not bool(state.done):
       if cfg.scheme == "autoregressive":
@@ -188,10 +188,11 @@ def timed_generate(key: jax.Array, target, prompt, *, warmup: bool = True, **kwa
         continue
       t0 = time.perf_counter()
       drafts, draft_sup, drafter_cache = ready(
-          draft(key, drafter, state.drafter_cache, state.seq, state.n, draft_temps))
+          draft(key, drafter, state.drafter_cache, state.seq, state.p, state.n, draft_temps))
       t1 = time.perf_counter()
       target_sup, target_cache = ready(
-          target_pass(target, state.target_cache, state.seq, state.n, drafts, temperature))
+          target_pass(target, state.target_cache, state.seq, state.p, state.n, drafts,
+                      temperature))
       t2 = time.perf_counter()
       state = state._replace(target_cache=None, drafter_cache=drafter_cache)
       state = ready(verify(key, state, drafts, target_sup, draft_sup, target_cache, eos, strong))
