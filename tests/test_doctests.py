@@ -15,6 +15,7 @@ MODULES = ["lcoupling.core", "lcoupling.parallel", "lcoupling.bounds", "lcouplin
            "lcoupling.lm.model", "lcoupling.lm.cache", "lcoupling.lm.sampling", "lcoupling.lm.markov",
            "lcoupling.lm.tokenizer", "lcoupling.lm.gguf_io", "lcoupling.lm.loading",
            "lcoupling.lm.generate", "lcoupling.lm.prompts", "lcoupling.lm.assets",
+           "lcoupling.lm.drafters", "lcoupling.lm.distill",
            "lcoupling.specdec.engine", "lcoupling.specdec.metrics"]
 
 

@@ -14,11 +14,13 @@
     lcoupling.lm.generate               # plain sampling loop, perplexity
     lcoupling.lm.gguf_io, hf_io         # checkpoint readers
     lcoupling.lm.assets, prompts        # offline assets (make lm), HumanEval, JSONL prompts
+    lcoupling.lm.drafters, distill      # drafters (soft bigram, early exit) and how to build/train them
 
 Command line: ``python -m lcoupling.lm {fetch,generate,perplexity}`` (``__main__.py``).
 """
 
-from lcoupling.lm import assets, cache, generate, gguf_io, hf_io, prompts, sampling
+from lcoupling.lm import (assets, cache, distill, drafters, generate, gguf_io, hf_io, prompts,
+                          sampling)
 from lcoupling.lm.assets import AssetError, fetch_assets
 from lcoupling.lm.cache import KVCache
 from lcoupling.lm.generate import perplexity, sample, token_log_probs
@@ -32,4 +34,4 @@ __all__ = ["Llama", "LlamaConfig", "LanguageModel", "MarkovLM", "KVCache", "cach
            "sequence_probabilities", "check_tokens", "load", "LoadedLM", "build_llama",
            "Tokenizer", "sample", "perplexity", "token_log_probs", "generate", "gguf_io", "hf_io",
            "assets", "prompts", "AssetError", "fetch_assets", "humaneval_problems",
-           "humaneval_prompts", "read_prompts_jsonl"]
+           "humaneval_prompts", "read_prompts_jsonl", "drafters", "distill"]

@@ -1,0 +1,420 @@
+# Copyright 2026 The lcoupling Authors.
+# SPDX-License-Identifier: Apache-2.0
+r"""Building and training drafters from a target: corpus, teacher targets, fit, distillation.
+
+The pipeline of ``configs/train_drafter.py`` (and of the drafters that studies
+build on the fly), each step a function a notebook can call:
+
+1. :func:`continuations` -- target-sampled text: each prompt continued by the
+   target (exact sampling, :func:`lcoupling.specdec.generate` with
+   ``scheme="autoregressive"``; prompt ``i`` uses ``fold_in(key, i)``).
+2. :func:`teacher_data` -- one cache-free target pass over every sequence:
+   the residual stream after the drafter's ``m`` blocks (the drafter's
+   *features*), the target's last residual stream, and the target's ``r``
+   most likely next tokens with their probabilities (the *teacher*), cut into
+   windows of ``window`` tokens that end at the sequence's last token.
+3. :func:`fit_linear` -- the ``"linear"`` adapter in closed form (ridge
+   regression of the last residual on the features).
+4. :func:`train_adapter` -- the ``"block"`` adapter by distillation: minimise
+   the cross-entropy :math:`-\sum_{i \in \text{top-}r} q_i \log p_i` of the
+   drafter's next-token distribution ``p`` against the teacher's ``q`` (the
+   KL divergence up to a constant, on the teacher's ``r`` most likely tokens),
+   with optax AdamW and a warm-up + cosine schedule; orbax checkpoints every
+   ``save_every`` steps, so an interrupted training resumes where it stopped
+   (bit-identically: batch ``s`` is drawn from ``fold_in(key, s)``).
+5. :func:`acceptance` -- the mean per-token acceptance
+   :math:`\alpha = \mathbb E_t \sum_x \min(p_t(x), q_t(x))` of a drafter on
+   held-out sequences, teacher-forced, at a temperature and top-k (the
+   single-draft speculative-sampling acceptance of each position).
+
+:func:`save_drafter` / :func:`load_drafter` store a drafter as
+``DIR/drafter.json`` + ``DIR/adapter.npz``; :func:`load_drafter` also resolves
+the drafter specs of :mod:`lcoupling.lm.drafters` (building ``soft_bigram`` and
+``early_exit_linear:M`` from the target on the fly and caching them).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import pathlib
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from lcoupling import results
+from lcoupling.lm import drafters as drafters_lib
+from lcoupling.lm import sampling
+from lcoupling.lm.drafters import Adapter, EarlyExit
+from lcoupling.lm.model import Llama, decoder_stack
+
+__all__ = ["TeacherData", "continuations", "teacher_data", "fit_linear", "train_adapter",
+           "acceptance", "save_drafter", "load_drafter", "build_soft_bigram", "pad_prompts",
+           "DRAFTER_FORMAT"]
+
+#: ``drafter.json`` format version.
+DRAFTER_FORMAT = 1
+
+
+def _round_up(n: int, multiple: int) -> int:
+  return int(-(-n // multiple) * multiple)
+
+
+def pad_prompts(prompts: Sequence[Sequence[int]], *, multiple: int = 64, pad_id: int = 0
+                ) -> tuple[np.ndarray, np.ndarray]:
+  """``(buffer int32[n, P], lengths int32[n])``: prompts right-padded to one length.
+
+  ``P`` is the longest prompt rounded up to ``multiple`` (so that similar
+  prompt sets share a compilation).
+  """
+  lengths = np.array([len(p) for p in prompts], np.int32)
+  if not len(lengths) or lengths.min() < 1:
+    raise ValueError("prompts must be a non-empty list of non-empty token lists")
+  buf = np.full((len(prompts), _round_up(int(lengths.max()), multiple)), pad_id, np.int32)
+  for i, p in enumerate(prompts):
+    buf[i, :len(p)] = p
+  return buf, lengths
+
+
+def continuations(key: jax.Array, target, prompts: Sequence[Sequence[int]], *,
+                  max_new_tokens: int, temperature: float = 1.0, top_k: int = 0,
+                  eos_id: int | None = None, batch_size: int = 8, bucket: int = 128,
+                  progress: Callable[[int], None] | None = None) -> list[list[int]]:
+  """Prompt + target-sampled continuation, for every prompt (an exact sample each).
+
+  Prompts are grouped by length (padded to a multiple of ``bucket``) and run
+  ``batch_size`` at a time as one vmapped :func:`lcoupling.specdec.generate`;
+  prompt ``i`` uses ``fold_in(key, i)``, so the text does not depend on the
+  batching. The continuation stops after ``eos_id`` (included).
+  """
+  from lcoupling import specdec  # noqa: PLC0415 -- specdec imports lcoupling.lm
+
+  out: list[list[int] | None] = [None] * len(prompts)
+  order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+  groups: dict[int, list[int]] = {}
+  for i in order:
+    groups.setdefault(_round_up(len(prompts[i]), bucket), []).append(i)
+
+  @functools.partial(jax.jit, static_argnames=())
+  def run(keys, buf, lengths):
+    return jax.vmap(lambda k, b, n: specdec.generate(
+        k, target, b, prompt_length=n, scheme="autoregressive", max_new_tokens=max_new_tokens,
+        temperature=temperature, top_k=top_k, eos_id=eos_id))(keys, buf, lengths)
+
+  for width, idx in groups.items():
+    for lo in range(0, len(idx), batch_size):
+      chunk = idx[lo:lo + batch_size]
+      full = chunk + [chunk[-1]] * (batch_size - len(chunk))  # one shape per bucket
+      buf = np.zeros((batch_size, width), np.int32)
+      for r, i in enumerate(full):
+        buf[r, :len(prompts[i])] = prompts[i]
+      keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(full, jnp.uint32))
+      gen = run(keys, jnp.asarray(buf), jnp.asarray([len(prompts[i]) for i in full], jnp.int32))
+      tokens, lengths = np.asarray(gen.tokens), np.asarray(gen.length)
+      for r, i in enumerate(chunk):
+        out[i] = list(prompts[i]) + tokens[r, :lengths[r]].tolist()
+      if progress is not None:
+        progress(len(chunk))
+  return out  # type: ignore[return-value]
+
+
+class TeacherData(NamedTuple):
+  """Windows of target passes (``n`` windows of ``T`` tokens; see :func:`teacher_data`)."""
+
+  features: np.ndarray  #: ``float32[n, T, d]``: residual stream after the drafter's blocks.
+  final: np.ndarray  #: ``float32[n, T, d]``: the target's last residual stream.
+  top_ids: np.ndarray  #: ``int32[n, T, r]``: the target's ``r`` most likely next tokens.
+  top_probs: np.ndarray  #: ``float32[n, T, r]``: their probabilities (temperature 1).
+  mask: np.ndarray  #: ``float32[n, T]``: 1 where position ``t`` predicts a real next token.
+
+
+def teacher_data(target: Llama, sequences: Sequence[Sequence[int]], num_layers: int, *,
+                 window: int = 256, top: int = 64, bucket: int = 128,
+                 progress: Callable[[int], None] | None = None) -> TeacherData:
+  """Features and teacher targets of every sequence (one cache-free target pass each).
+
+  A sequence longer than ``window`` keeps its last ``window`` tokens'
+  positions (the features were computed with the full context; rotary
+  attention in an adapter block depends on relative positions only).
+  """
+  top = min(top, target.vocab_size)
+  params = target.layer_params()
+  head_params = {k: v[:num_layers] for k, v in params.items()}
+  tail_params = {k: v[num_layers:] for k, v in params.items()}
+  c = target.config
+
+  @jax.jit
+  def one(tokens):
+    t = tokens.shape[1]
+    pos = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), tokens.shape)
+    x = jnp.take(target.embed[...], tokens, axis=0)
+    h = decoder_stack(head_params, c.replace(num_layers=num_layers), x, pos, None, pos)[0]
+    final = decoder_stack(tail_params, c.replace(num_layers=c.num_layers - num_layers), h, pos,
+                          None, pos)[0]
+    probs, ids = jax.lax.top_k(jax.nn.softmax(target.head(final), axis=-1), top)
+    return h, final, ids, probs
+
+  out = {k: [] for k in TeacherData._fields}
+  for seq in sequences:
+    seq = list(seq)
+    n = len(seq)
+    width = _round_up(n, bucket)
+    tokens = np.zeros((1, width), np.int32)
+    tokens[0, :n] = seq
+    h, final, ids, probs = (np.asarray(a[0]) for a in one(jnp.asarray(tokens)))
+    lo = max(0, n - window)
+    sl = slice(lo, lo + window)
+    mask = np.zeros(width, np.float32)
+    mask[:n - 1] = 1.0
+
+    def cut(a):
+      a = a[sl]
+      return np.pad(a, [(0, window - len(a))] + [(0, 0)] * (a.ndim - 1))
+
+    out["features"].append(cut(h).astype(np.float32))
+    out["final"].append(cut(final).astype(np.float32))
+    out["top_ids"].append(cut(ids).astype(np.int32))
+    out["top_probs"].append(cut(probs).astype(np.float32))
+    out["mask"].append(cut(mask))
+    if progress is not None:
+      progress(1)
+  return TeacherData(*(np.stack(out[k]) for k in TeacherData._fields))
+
+
+def fit_linear(drafter: EarlyExit, data: TeacherData, *, ridge: float = 10.0) -> EarlyExit:
+  """Sets ``drafter``'s affine map by ridge regression on ``data`` (masked positions); returns it."""
+  keep = data.mask > 0
+  w, b = drafters_lib.fit_linear_adapter(data.features[keep], data.final[keep], ridge=ridge)
+  drafter.set_linear(w, b)
+  return drafter
+
+
+def _distill_loss(drafter, features, ids, probs, mask):
+  logp = jax.nn.log_softmax(drafter.head(drafter.adapt(features)), axis=-1)
+  ce = -jnp.sum(probs * jnp.take_along_axis(logp, ids, axis=-1), axis=-1)
+  return jnp.sum(ce * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def train_adapter(key: jax.Array, drafter: EarlyExit, data: TeacherData, *, steps: int,
+                  batch_size: int = 8, learning_rate: float = 3e-4, warmup_steps: int = 50,
+                  checkpoint_dir: os.PathLike | str | None = None, save_every: int = 100,
+                  progress: bool = True, log: Callable[[dict], None] | None = None) -> EarlyExit:
+  """Distils the target into ``drafter``'s adapter (only :class:`~lcoupling.lm.drafters.Adapter`
+  weights train); resumable through orbax checkpoints in ``checkpoint_dir``.
+
+  Args:
+    key: batch ``s`` holds windows ``choice(fold_in(key, s), n, batch_size)``.
+    drafter: an :class:`~lcoupling.lm.drafters.EarlyExit` (modified in place and returned).
+    data: :func:`teacher_data` of the training sequences (with ``drafter.num_layers``).
+    steps: optimisation steps in all (a resumed run continues to ``steps``).
+    batch_size, learning_rate, warmup_steps: AdamW with warm-up + cosine decay.
+    checkpoint_dir: where to save/restore ``{adapter, optimizer, step}``; ``None``: no
+      checkpoints.
+    save_every: steps between checkpoints.
+    progress: a tqdm bar.
+    log: optional callback receiving ``{"step": s, "loss": ...}`` every ``save_every`` steps.
+  """
+  import optax  # noqa: PLC0415
+  from tqdm.auto import tqdm  # noqa: PLC0415
+
+  if steps < 1:
+    raise ValueError(f"steps must be >= 1, got {steps}")
+  n = data.features.shape[0]
+  if batch_size > n:
+    raise ValueError(f"batch_size {batch_size} is larger than the {n} training windows")
+  schedule = optax.warmup_cosine_decay_schedule(0.0, learning_rate, min(warmup_steps, steps),
+                                                steps)
+  optimizer = nnx.Optimizer(drafter, optax.adamw(schedule, weight_decay=0.0), wrt=Adapter)
+  arrays = tuple(jnp.asarray(a) for a in (data.features, data.top_ids, data.top_probs, data.mask))
+
+  @nnx.jit
+  def step(drafter, optimizer, s, arrays):
+    idx = jax.random.choice(jax.random.fold_in(key, s), n, (batch_size,), replace=False)
+    batch = tuple(a[idx] for a in arrays)
+    diff = nnx.DiffState(0, Adapter)
+    loss, grads = nnx.value_and_grad(_distill_loss, argnums=diff)(drafter, *batch)
+    optimizer.update(drafter, grads)
+    return loss
+
+  mngr = None
+  start = 0
+  if checkpoint_dir is not None:
+    import orbax.checkpoint as ocp  # noqa: PLC0415
+
+    mngr = ocp.CheckpointManager(
+        pathlib.Path(checkpoint_dir).resolve(),
+        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
+                                             enable_async_checkpointing=False))
+    latest = mngr.latest_step()
+    if latest is not None:
+      template = {"adapter": nnx.state(drafter, Adapter), "opt": nnx.state(optimizer)}
+      abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+      restored = mngr.restore(latest, args=ocp.args.StandardRestore(abstract))
+      nnx.update(drafter, restored["adapter"])
+      nnx.update(optimizer, restored["opt"])
+      start = latest
+  bar = tqdm(total=steps, initial=start, desc="distill", unit="step", disable=not progress,
+             dynamic_ncols=True, leave=False)
+  losses = []
+  for s in range(start, steps):
+    losses.append(float(step(drafter, optimizer, jnp.uint32(s), arrays)))
+    bar.update(1)
+    if (s + 1) % save_every == 0 or s + 1 == steps:
+      bar.set_postfix(loss=f"{np.mean(losses[-save_every:]):.4f}")
+      if log is not None:
+        log({"step": s + 1, "loss": float(np.mean(losses[-save_every:]))})
+      if mngr is not None:
+        import orbax.checkpoint as ocp  # noqa: PLC0415
+
+        mngr.save(s + 1, args=ocp.args.StandardSave(
+            {"adapter": nnx.state(drafter, Adapter), "opt": nnx.state(optimizer)}))
+  bar.close()
+  if mngr is not None:
+    mngr.wait_until_finished()
+  return drafter
+
+
+def acceptance(drafter, target, sequences: Sequence[Sequence[int]], starts: Sequence[int], *,
+               temperature: float = 1.0, top_k: int = 0, bucket: int = 128) -> float:
+  r"""Mean :math:`\sum_x \min(p_t(x), q_t(x))` over the positions ``t >= starts[i] - 1`` of each
+  sequence (teacher-forced; ``p`` the drafter's, ``q`` the target's next-token distribution,
+  both after temperature and top-k).
+  """
+
+  @jax.jit
+  def overlap(tokens):
+    def dist(logits):
+      return jax.nn.softmax(sampling.filter_logits(logits, temperature, top_k), axis=-1)
+
+    return jnp.sum(jnp.minimum(dist(drafter.logits(tokens)), dist(target.logits(tokens))), -1)
+
+  total, count = 0.0, 0
+  for seq, start in zip(sequences, starts):
+    n = len(seq)
+    tokens = np.zeros((1, _round_up(n, bucket)), np.int32)
+    tokens[0, :n] = seq
+    a = np.asarray(overlap(jnp.asarray(tokens)))[0, max(start - 1, 0):n - 1]
+    total += float(a.sum())
+    count += len(a)
+  if count == 0:
+    raise ValueError("acceptance: no positions to score (each sequence needs a continuation)")
+  return total / count
+
+
+def build_soft_bigram(target: Llama, sequences: Sequence[Sequence[int]], *, top: int = 64,
+                      teacher_top: int = 256) -> drafters_lib.SoftBigram:
+  """:func:`lcoupling.lm.drafters.soft_bigram` of the target's distributions on ``sequences``."""
+  teacher_top = min(teacher_top, target.vocab_size)
+  prev, probs, ids = [], [], []
+
+  @jax.jit
+  def dists(tokens):
+    return jax.lax.top_k(jax.nn.softmax(target.logits(tokens), axis=-1), teacher_top)
+
+  for seq in sequences:
+    n = len(seq)
+    tokens = np.zeros((1, _round_up(n, 128)), np.int32)
+    tokens[0, :n] = seq
+    p, i = (np.asarray(a[0, :n]) for a in dists(jnp.asarray(tokens)))
+    prev.append(np.asarray(seq)), probs.append(p), ids.append(i)
+  return drafters_lib.soft_bigram(np.concatenate(prev), np.concatenate(probs),
+                                  np.concatenate(ids), target.vocab_size, top=top)
+
+
+# --------------------------------------------------------------------------
+# Saving and loading.
+# --------------------------------------------------------------------------
+
+
+def save_drafter(directory: os.PathLike | str, drafter, meta: dict[str, Any] | None = None
+                 ) -> pathlib.Path:
+  """Writes ``drafter.json`` + ``adapter.npz`` (EarlyExit) or ``table.npz`` (SoftBigram), atomically."""
+  import io  # noqa: PLC0415
+
+  directory = pathlib.Path(directory)
+  info: dict[str, Any] = {"format": DRAFTER_FORMAT, **(meta or {})}
+  buf = io.BytesIO()
+  if isinstance(drafter, EarlyExit):
+    info.update(kind="early_exit", num_layers=drafter.num_layers, adapter=drafter.adapter)
+    leaves = {"w": drafter.adapter_w[...], "b": drafter.adapter_b[...]}
+    if drafter.adapter == "block":
+      leaves.update({f"block.{k}": v for k, v in drafter.block.get_value().items()})
+    np.savez(buf, **{k: np.asarray(v) for k, v in leaves.items()})
+    name = "adapter.npz"
+  elif isinstance(drafter, drafters_lib.SoftBigram):
+    info.update(kind="soft_bigram")
+    np.savez(buf, ids=np.asarray(drafter.ids[...]), log_probs=np.asarray(drafter.log_probs[...]))
+    name = "table.npz"
+  else:
+    raise TypeError(f"save_drafter saves EarlyExit and SoftBigram drafters, got "
+                    f"{type(drafter).__name__}")
+  results.atomic_write_bytes(directory / name, buf.getvalue())
+  results.atomic_write_json(directory / "drafter.json", info)
+  return directory
+
+
+def _read_drafter(directory: pathlib.Path, target: Llama):
+  path = directory / "drafter.json"
+  if not path.is_file():
+    raise FileNotFoundError(f"{path}: no trained drafter here; train one with `python -m "
+                            f"experiments.run --config configs/train_drafter.py ...`")
+  info = json.loads(path.read_text())
+  if info.get("format") != DRAFTER_FORMAT:
+    raise ValueError(f"{path}: drafter format {info.get('format')!r}, expected {DRAFTER_FORMAT}")
+  if info["kind"] == "soft_bigram":
+    with np.load(directory / "table.npz") as z:
+      return drafters_lib.SoftBigram(z["ids"], z["log_probs"]), info
+  if info["kind"] != "early_exit":
+    raise ValueError(f"{path}: unknown drafter kind {info['kind']!r}")
+  if info.get("hidden_size", target.config.hidden_size) != target.config.hidden_size:
+    raise ValueError(f"{path}: drafter was trained for another target (hidden size "
+                     f"{info['hidden_size']} vs {target.config.hidden_size})")
+  drafter = EarlyExit(target, int(info["num_layers"]), adapter=info["adapter"])
+  dt = target.config.jnp_dtype
+  with np.load(directory / "adapter.npz") as z:
+    drafter.set_linear(z["w"], z["b"])
+    if drafter.adapter == "block":
+      drafter.block.set_value({k: jnp.asarray(z[f"block.{k}"], dt)
+                               for k in drafter.block.get_value()})
+  return drafter, info
+
+
+def load_drafter(spec: str, target: Llama, *, corpus: Sequence[Sequence[int]] | None = None,
+                 cache_dir: os.PathLike | str | None = None, data_dir: os.PathLike | str = "data",
+                 dtype: str | None = None):
+  """The drafter named by ``spec`` (:func:`lcoupling.lm.drafters.parse_spec`) for ``target``.
+
+  Args:
+    spec: ``"soft_bigram"``, ``"early_exit_linear:M"``, ``"early_exit:DIR"`` or
+      ``"model:SPEC"``.
+    target: the target model.
+    corpus: token sequences to build ``soft_bigram`` / ``early_exit_linear:M`` from
+      (required for those, unless ``cache_dir`` already holds them).
+    cache_dir: where built drafters are cached (``cache_dir/<spec>/``); ``None``: not cached.
+    data_dir, dtype: for ``model:SPEC`` (:func:`lcoupling.lm.load`).
+  """
+  kind, arg = drafters_lib.parse_spec(spec)
+  if kind == "model":
+    from lcoupling.lm.loading import load  # noqa: PLC0415
+
+    return load(arg, data_dir=data_dir, dtype=dtype).model
+  if kind == "early_exit":
+    return _read_drafter(pathlib.Path(arg), target)[0]
+  cached = None if cache_dir is None else pathlib.Path(cache_dir) / spec.replace(":", "_")
+  if cached is not None and (cached / "drafter.json").is_file():
+    return _read_drafter(cached, target)[0]
+  if corpus is None:
+    raise ValueError(f"drafter {spec!r} is built from the target on a corpus: pass corpus=")
+  if kind == "soft_bigram":
+    drafter = build_soft_bigram(target, corpus)
+  else:
+    drafter = fit_linear(EarlyExit(target, arg, adapter="linear"),
+                         teacher_data(target, corpus, arg))
+  if cached is not None:
+    save_drafter(cached, drafter, {"spec": spec, "hidden_size": target.config.hidden_size})
+  return drafter
