@@ -131,11 +131,11 @@ def test_linear_fit_and_distillation_improve_acceptance(target, tmp_path):
 def test_save_and_load_round_trip(target, tmp_path):
   drafter = _randomise(drafters.EarlyExit(target, 2, adapter="block"))
   distill.save_drafter(tmp_path / "d", drafter, {"hidden_size": CFG.hidden_size})
-  loaded = distill.load_drafter(f"early_exit:{tmp_path / 'd'}", target)
+  loaded = distill.load_drafter(f"dir:{tmp_path / 'd'}", target)
   tokens = jnp.array([[1, 2, 3]])
   np.testing.assert_array_equal(loaded.logits(tokens), drafter.logits(tokens))
   with pytest.raises(FileNotFoundError, match="no trained drafter here"):
-    distill.load_drafter(f"early_exit:{tmp_path / 'nothing'}", target)
+    distill.load_drafter(f"dir:{tmp_path / 'nothing'}", target)
 
 
 def test_built_drafters_are_cached(target, tmp_path):

@@ -84,14 +84,19 @@ def pad_prompts(prompts: Sequence[Sequence[int]], *, multiple: int = 64, pad_id:
 def continuations(key: jax.Array, target, prompts: Sequence[Sequence[int]], *,
                   max_new_tokens: int, temperature: float = 1.0, top_k: int = 0,
                   eos_id: int | None = None, batch_size: int = 8, bucket: int = 128,
+                  indices: Sequence[int] | None = None,
                   progress: Callable[[int], None] | None = None) -> list[list[int]]:
   """Prompt + target-sampled continuation, for every prompt (an exact sample each).
 
   Prompts are grouped by length (padded to a multiple of ``bucket``) and run
   ``batch_size`` at a time as one vmapped :func:`lcoupling.specdec.generate`;
-  prompt ``i`` uses ``fold_in(key, i)``, so the text does not depend on the
-  batching. The continuation stops after ``eos_id`` (included).
+  prompt ``j`` uses ``fold_in(key, indices[j])`` (default ``indices[j] = j``),
+  so the text does not depend on the batching or on which other prompts are
+  in the list. The continuation stops after ``eos_id`` (included).
   """
+  indices = list(range(len(prompts))) if indices is None else [int(i) for i in indices]
+  if len(indices) != len(prompts):
+    raise ValueError(f"indices has {len(indices)} entries for {len(prompts)} prompts")
   from lcoupling import specdec  # noqa: PLC0415 -- specdec imports lcoupling.lm
 
   out: list[list[int] | None] = [None] * len(prompts)
@@ -113,7 +118,8 @@ def continuations(key: jax.Array, target, prompts: Sequence[Sequence[int]], *,
       buf = np.zeros((batch_size, width), np.int32)
       for r, i in enumerate(full):
         buf[r, :len(prompts[i])] = prompts[i]
-      keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(full, jnp.uint32))
+      keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(
+          jnp.asarray([indices[i] for i in full], jnp.uint32))
       gen = run(keys, jnp.asarray(buf), jnp.asarray([len(prompts[i]) for i in full], jnp.int32))
       tokens, lengths = np.asarray(gen.tokens), np.asarray(gen.length)
       for r, i in enumerate(chunk):
@@ -390,8 +396,7 @@ def load_drafter(spec: str, target: Llama, *, corpus: Sequence[Sequence[int]] | 
   """The drafter named by ``spec`` (:func:`lcoupling.lm.drafters.parse_spec`) for ``target``.
 
   Args:
-    spec: ``"soft_bigram"``, ``"early_exit_linear:M"``, ``"early_exit:DIR"`` or
-      ``"model:SPEC"``.
+    spec: ``"soft_bigram"``, ``"early_exit_linear:M"``, ``"dir:DIR"`` or ``"model:SPEC"``.
     target: the target model.
     corpus: token sequences to build ``soft_bigram`` / ``early_exit_linear:M`` from
       (required for those, unless ``cache_dir`` already holds them).
@@ -403,7 +408,7 @@ def load_drafter(spec: str, target: Llama, *, corpus: Sequence[Sequence[int]] | 
     from lcoupling.lm.loading import load  # noqa: PLC0415
 
     return load(arg, data_dir=data_dir, dtype=dtype).model
-  if kind == "early_exit":
+  if kind == "dir":
     return _read_drafter(pathlib.Path(arg), target)[0]
   cached = None if cache_dir is None else pathlib.Path(cache_dir) / spec.replace(":", "_")
   if cached is not None and (cached / "drafter.json").is_file():

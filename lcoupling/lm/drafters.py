@@ -25,9 +25,9 @@ Drafters are named by a spec (:func:`parse_spec`), resolved by
 
 ``"soft_bigram"``, ``"early_exit_linear:M"``
     built from the target on the fly (cached in a directory);
-``"early_exit:DIR"``
-    a drafter trained by ``configs/train_drafter.py`` (``DIR/drafter.json`` + the
-    adapter's orbax checkpoint);
+``"dir:DIR"``
+    a drafter saved by :func:`lcoupling.lm.distill.save_drafter`, e.g. one trained by
+    ``configs/train_drafter.py`` (``DIR/drafter.json`` + its weights);
 ``"model:SPEC"``
     another checkpoint, e.g. ``model:hf:/path/Qwen2.5-0.5B-Instruct``.
 
@@ -297,8 +297,8 @@ def parse_spec(spec: str) -> tuple[str, str | int | None]:
   kind, _, arg = spec.partition(":")
   if kind == "early_exit_linear" and arg.isdigit():
     return kind, int(arg)
-  if kind in ("early_exit", "model") and arg:
+  if kind in ("dir", "model") and arg:
     return kind, arg
   raise ValueError(f"unknown drafter spec {spec!r}; use 'soft_bigram', 'early_exit_linear:M' "
-                   "(M target blocks), 'early_exit:DIR' (a trained drafter) or 'model:SPEC' "
+                   "(M target blocks), 'dir:DIR' (a saved / trained drafter) or 'model:SPEC' "
                    "(another checkpoint, e.g. model:hf:DIR)")

@@ -52,6 +52,7 @@ STUDIES = {
     "gaussian": "lcoupling.studies.gaussian",
     "mnist": "lcoupling.studies.mnist",
     "cifar10": "lcoupling.studies.image_codec",
+    "train_drafter": "lcoupling.studies.train_drafter",
 }
 
 

@@ -1,0 +1,316 @@
+# Copyright 2026 The lcoupling Authors.
+# SPDX-License-Identifier: Apache-2.0
+r"""Drafters for a target: build / train them, and measure acceptance, block efficiency and cost.
+
+Sweep points are drafters (``configs/train_drafter.py``)::
+
+    {"drafter": "soft_bigram"}
+    {"drafter": "early_exit", "layers": m, "adapter": "linear" | "block"}
+
+Each point
+
+1. gets the **corpus** (shared by all points, cached in ``WORKDIR/corpus.json``):
+   the target's own continuations (temperature ``config.temperature``, top-k
+   ``config.top_k``, ``config.num_new_tokens`` tokens) of the training prompts
+   ``config.train_prompts`` and of the held-out prompts
+   ``config.heldout_prompts`` (:func:`lcoupling.lm.distill.continuations`; prompt
+   ``i`` of the prompt list uses ``fold_in(fold_in(key, CORPUS), i)``);
+2. builds the drafter on the training sequences: the soft bigram
+   (:func:`~lcoupling.lm.distill.build_soft_bigram`), or the early-exit drafter
+   with a ridge-fitted linear adapter (:func:`~lcoupling.lm.distill.fit_linear`),
+   then for ``"block"`` distils its adapter block
+   (:func:`~lcoupling.lm.distill.train_adapter`, ``config.train``; resumable:
+   orbax checkpoints under the drafter's directory); saves it to
+   ``config.output_dir/NAME`` (the studies load it as ``dir:config.output_dir/NAME``);
+3. measures on the held-out sequences the mean per-token acceptance
+   :math:`\alpha = \mathbb E \sum_x \min(p, q)` at the study's temperature and
+   top-k (``alpha``) and without top-k (``alpha_full``); the block efficiency of
+   single-draft speculative sampling (``sps``, ``L = config.draft_length``)
+   with :func:`lcoupling.specdec.generate` on the held-out prompts
+   (``config.num_seeds`` seeds each; mean ± SEM over seeds) next to the i.i.d.
+   estimate :math:`(1 - \alpha^{L+1}) / (1 - \alpha)`; and the cost of a drafter
+   step relative to a target step (batch 1, median of timed decode steps).
+
+Records: ``drafter`` (the name), ``spec``, ``layers``, ``adapter``, ``alpha``,
+``alpha_full``, ``block_efficiency`` (+ ``_sem``), ``block_efficiency_iid``,
+``draft_step_ms``, ``target_step_ms``, ``cost_ratio``, ``build_seconds``,
+``num_train_tokens``, ``path``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pathlib
+import statistics
+import time
+import zlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lcoupling import plotting, results as results_lib
+from lcoupling.lm import distill, drafters
+from lcoupling.studies import common
+
+__all__ = ["validate", "run_point", "summarize", "plot", "tables", "drafter_name", "main",
+           "load_target", "load_prompts", "corpus"]
+
+_CORPUS, _SPS, _TRAIN = 0, 1, 2  # key streams
+
+
+def drafter_name(point) -> str:
+  """``soft_bigram`` or ``early_exit_{adapter}_m{layers}``: the drafter's directory name."""
+  if point["drafter"] == "soft_bigram":
+    return "soft_bigram"
+  return f"early_exit_{point['adapter']}_m{point['layers']}"
+
+
+def validate(config) -> None:
+  for field in ("num_new_tokens", "num_seeds", "draft_length", "window", "teacher_top",
+                "timing_steps", "max_new_tokens", "corpus_batch_size"):
+    if config[field] < 1:
+      raise ValueError(f"config.{field} must be >= 1, got {config[field]}")
+  if not config.temperature > 0:
+    raise ValueError(f"config.temperature must be > 0, got {config.temperature}")
+  if config.top_k < 0:
+    raise ValueError(f"config.top_k must be >= 0, got {config.top_k}")
+  for field in ("train_prompts", "heldout_prompts"):
+    lo, hi = config[field]
+    if not 0 <= lo < hi:
+      raise ValueError(f"config.{field} must be a range (lo, hi) with 0 <= lo < hi, got "
+                       f"{(lo, hi)}")
+  a, b = config.train_prompts, config.heldout_prompts
+  if a[0] < b[1] and b[0] < a[1]:
+    raise ValueError(f"config.train_prompts {tuple(a)} and config.heldout_prompts {tuple(b)} "
+                     "overlap: the held-out prompts must be unseen")
+  if not config.drafters:
+    raise ValueError("config.drafters must list at least one drafter")
+  for spec in config.drafters:
+    _parse(spec)
+  t = config.train
+  for field in ("steps", "batch_size", "save_every"):
+    if t[field] < 1:
+      raise ValueError(f"config.train.{field} must be >= 1, got {t[field]}")
+  if not t.learning_rate > 0:
+    raise ValueError(f"config.train.learning_rate must be > 0, got {t.learning_rate}")
+
+
+def _parse(spec: str) -> dict:
+  """``"soft_bigram"`` | ``"linear:M"`` | ``"block:M"`` -> a sweep point."""
+  if spec == "soft_bigram":
+    return {"drafter": "soft_bigram"}
+  kind, _, m = str(spec).partition(":")
+  if kind in drafters.ADAPTERS and m.isdigit() and int(m) >= 1:
+    return {"drafter": "early_exit", "layers": int(m), "adapter": kind}
+  raise ValueError(f"config.drafters: unknown drafter {spec!r}; use 'soft_bigram', 'linear:M' "
+                   "or 'block:M' (M = target blocks the drafter runs)")
+
+
+def sweep(config) -> list[dict]:
+  """The sweep points of ``config.drafters`` (used by ``configs/train_drafter.py``)."""
+  return [_parse(s) for s in config.drafters]
+
+
+@functools.lru_cache(maxsize=2)
+def load_target(spec: str, data_dir: str, dtype: str | None):
+  """``lcoupling.lm.load``, cached: sweep points of one run share the loaded model."""
+  from lcoupling import lm  # noqa: PLC0415
+
+  return lm.load(spec, data_dir=data_dir, dtype=dtype)
+
+
+def load_prompts(source: str, data_dir: str, field: str = "prompt") -> list[str]:
+  """``"humaneval"`` (the 164 problems) or ``"jsonl:PATH"`` (a user's file)."""
+  from lcoupling.lm import prompts  # noqa: PLC0415
+
+  if source == "humaneval":
+    return prompts.humaneval_prompts(data_dir)
+  if source.startswith("jsonl:") and len(source) > 6:
+    return prompts.read_prompts_jsonl(source[6:], field)
+  raise ValueError(f"config.prompts must be 'humaneval' or 'jsonl:PATH', got {source!r}")
+
+
+def corpus(key, config, cache_file: pathlib.Path | None = None, *, progress: bool = False
+           ) -> dict:
+  """The training / held-out sequences (prompt + target continuation), cached in ``cache_file``.
+
+  Returns ``{"settings": ..., "train": [...], "heldout": [...]}``, each entry
+  ``{"index", "prompt_length", "tokens"}``. Prompt ``i`` (of the whole prompt
+  list) is continued with ``fold_in(fold_in(key, CORPUS), i)``.
+  """
+  settings = _corpus_settings(config)
+  if cache_file is not None and cache_file.is_file():
+    data = json.loads(cache_file.read_text())
+    if data.get("settings") == settings:
+      return data
+  from lcoupling import parallel  # noqa: PLC0415
+
+  llm = load_target(config.target, config.data_dir, config.dtype)
+  texts = load_prompts(config.prompts, config.data_dir, config.prompt_field)
+  out = {"settings": settings}
+  for part in ("train", "heldout"):
+    lo, hi = config[f"{part}_prompts"]
+    if hi > len(texts):
+      raise ValueError(f"config.{part}_prompts ends at {hi} but there are {len(texts)} prompts")
+    ids = [llm.tokenizer.encode(t) for t in texts[lo:hi]]
+    bar = parallel.progress_bar(len(ids), f"corpus ({part})", enabled=progress, unit="prompt")
+    seqs = distill.continuations(
+        jax.random.fold_in(key, _CORPUS), llm.model, ids, max_new_tokens=config.num_new_tokens,
+        temperature=config.temperature, top_k=config.top_k, eos_id=llm.tokenizer.eos_id,
+        batch_size=config.corpus_batch_size, indices=range(lo, hi), progress=bar.update)
+    bar.close()
+    out[part] = [{"index": i, "prompt_length": len(p), "tokens": t}
+                 for i, p, t in zip(range(lo, hi), ids, seqs)]
+  if cache_file is not None:
+    results_lib.atomic_write_json(cache_file, out)
+  return out
+
+
+def _corpus_settings(config) -> dict:
+  return {k: results_lib.to_jsonable(config[k]) for k in (
+      "target", "prompts", "prompt_field", "train_prompts", "heldout_prompts", "num_new_tokens",
+      "temperature", "top_k", "seed", "dtype")}
+
+
+def _build(key, llm, point, train_seqs, config, directory: pathlib.Path, progress: bool):
+  if point["drafter"] == "soft_bigram":
+    return distill.build_soft_bigram(llm.model, train_seqs)
+  m = point["layers"]
+  data = distill.teacher_data(llm.model, train_seqs, m, window=config.window,
+                              top=config.teacher_top)
+  drafter = distill.fit_linear(drafters.EarlyExit(llm.model, m, adapter=point["adapter"]), data,
+                               ridge=config.ridge)
+  if point["adapter"] == "block":
+    t = config.train
+    log_file = directory / "train_log.jsonl"
+    distill.train_adapter(
+        key, drafter, data, steps=t.steps, batch_size=t.batch_size,
+        learning_rate=t.learning_rate, warmup_steps=t.warmup_steps,
+        checkpoint_dir=directory / "checkpoints", save_every=t.save_every, progress=progress,
+        log=lambda row: results_lib.append_jsonl(log_file, row))
+  return drafter
+
+
+def _step_ms(model, batch: int, steps: int, length: int = 256) -> float:
+  """Median wall-clock ms of a one-token cached step at batch ``batch`` (compiled first)."""
+  cache = model.init_cache(batch, length)
+  step = jax.jit(lambda m, c, t, p: m(t, c, p))
+  tokens = jnp.ones((batch, 1), jnp.int32)
+  pos = jnp.full((batch,), length // 2, jnp.int32)
+  jax.block_until_ready(step(model, cache, tokens, pos))
+  times = []
+  for _ in range(steps):
+    t0 = time.perf_counter()
+    jax.block_until_ready(step(model, cache, tokens, pos))
+    times.append(time.perf_counter() - t0)
+  return 1e3 * statistics.median(times)
+
+
+def _sps_block_efficiency(key, llm, drafter, heldout, config):
+  """Block efficiency of single-draft speculative sampling per seed (held-out prompts)."""
+  from lcoupling import specdec  # noqa: PLC0415
+
+  prompts = [e["tokens"][:e["prompt_length"]] for e in heldout]
+  buf, lengths = distill.pad_prompts(prompts, multiple=64)
+
+  @jax.jit
+  def run(keys, buf, lengths):
+    return jax.vmap(lambda k, b, n: specdec.generate(
+        k, llm.model, b, prompt_length=n, scheme="sps", drafter=drafter, num_drafts=1,
+        draft_length=config.draft_length, max_new_tokens=config.max_new_tokens,
+        temperature=config.temperature, top_k=config.top_k, eos_id=llm.tokenizer.eos_id))(
+            keys, buf, lengths)
+
+  per_seed = []
+  for seed in range(config.num_seeds):
+    k = jax.random.fold_in(jax.random.fold_in(key, _SPS), seed)
+    keys = jax.vmap(lambda e: jax.random.fold_in(k, e))(
+        jnp.asarray([e["index"] for e in heldout], jnp.uint32))
+    gen = run(keys, jnp.asarray(buf), jnp.asarray(lengths))
+    per_seed.append(float(np.sum(gen.length) / np.sum(gen.num_target_calls)))
+  return per_seed
+
+
+def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
+  del mesh
+  workdir = pathlib.Path(config.output_dir)
+  llm = load_target(config.target, config.data_dir, config.dtype)
+  data = corpus(key, config, workdir / "corpus.json", progress=progress)
+  train_seqs = [e["tokens"] for e in data["train"]]
+  name = drafter_name(point)
+  directory = workdir / name
+  t0 = time.perf_counter()
+  train_key = jax.random.fold_in(jax.random.fold_in(key, _TRAIN), zlib.crc32(name.encode()))
+  drafter = _build(train_key, llm, point, train_seqs,
+                   config, directory, progress)
+  build_seconds = time.perf_counter() - t0
+  distill.save_drafter(directory, drafter, {
+      "name": name, "target": config.target, "hidden_size": llm.config.hidden_size,
+      "num_train_sequences": len(train_seqs)})
+  heldout = data["heldout"]
+  seqs, starts = [e["tokens"] for e in heldout], [e["prompt_length"] for e in heldout]
+  alpha = distill.acceptance(drafter, llm.model, seqs, starts, temperature=config.temperature,
+                             top_k=config.top_k)
+  alpha_full = distill.acceptance(drafter, llm.model, seqs, starts,
+                                  temperature=config.temperature)
+  be = _sps_block_efficiency(key, llm, drafter, heldout, config)
+  be_mean, be_sem = common.mean_sem(be)
+  draft_ms = _step_ms(drafter, 1, config.timing_steps)
+  target_ms = _step_ms(llm.model, 1, config.timing_steps)
+  length = config.draft_length
+  return [{
+      "drafter": name, "spec": f"dir:{directory}", "layers": point.get("layers"),
+      "adapter": point.get("adapter"),
+      "alpha": alpha, "alpha_full": alpha_full, "block_efficiency": be_mean,
+      "block_efficiency_sem": be_sem,
+      "block_efficiency_iid": (1 - alpha ** (length + 1)) / (1 - alpha),
+      "draft_step_ms": draft_ms, "target_step_ms": target_ms, "cost_ratio": draft_ms / target_ms,
+      "build_seconds": build_seconds,
+      "num_train_tokens": int(sum(len(s) for s in train_seqs)), "path": str(directory)}]
+
+
+def summarize(config, point_records) -> list[dict]:
+  del config
+  return [r for recs in point_records for r in recs]
+
+
+def plot(results, figdir) -> list[pathlib.Path]:
+  """Acceptance and block efficiency against the drafter's cost (one point per drafter)."""
+  plt = plotting.pyplot()
+  recs = common.records(results)
+  fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+  for r in recs:
+    for ax, field in zip(axes, ("alpha", "block_efficiency")):
+      ax.errorbar(r["cost_ratio"], r[field], yerr=r.get(field + "_sem") or 0, fmt="o")
+      ax.annotate(r["drafter"], (r["cost_ratio"], r[field]), fontsize=7,
+                  xytext=(3, 3), textcoords="offset points")
+  axes[0].set_ylabel("acceptance α (held out)")
+  axes[1].set_ylabel("block efficiency, sps, L = %d" % results["meta"]["config"]["draft_length"])
+  for ax in axes:
+    ax.set_xlabel("drafter step / target step (batch 1)")
+    ax.grid(alpha=0.3)
+  fig.tight_layout()
+  return plotting.save(fig, pathlib.Path(figdir) / "drafters")
+
+
+def tables(results) -> str:
+  """The drafters' table (markdown)."""
+  recs = common.records(results)
+  L = results["meta"]["config"]["draft_length"]
+  lines = [f"| drafter | α (top-k) | α (full) | BE sps L={L} | BE iid estimate | step / target |",
+           "|---|---|---|---|---|---|"]
+  for r in recs:
+    lines.append(f"| {r['drafter']} | {r['alpha']:.3f} | {r['alpha_full']:.3f} | "
+                 f"{common.fmt_mean_sem(r['block_efficiency'], r['block_efficiency_sem'], 3)} | "
+                 f"{r['block_efficiency_iid']:.3f} | {r['cost_ratio']:.2f} |")
+  return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+  return common.study_main("train_drafter", tables, argv)
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())

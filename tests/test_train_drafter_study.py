@@ -1,0 +1,81 @@
+# Copyright 2026 The lcoupling Authors.
+# SPDX-License-Identifier: Apache-2.0
+"""configs/train_drafter.py end to end through the runner, on a tiny Hugging Face checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lm_helpers
+from lcoupling import lm, runner
+from lcoupling.lm import distill
+from lcoupling.studies import train_drafter
+
+PROMPTS = ["def add(a, b):\n    return", "print(add(2, 3))", "The quick brown fox",
+           "    indented with spaces", "12345 + 678 =", "def sub(a, b):", "Les élèves",
+           "return a + b"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+  d = tmp_path_factory.mktemp("tiny")
+  tok = lm_helpers.tiny_tokenizer()
+  cfg = dict(lm_helpers.hf_config("qwen2", tok.get_vocab_size()), max_position_embeddings=256,
+             num_hidden_layers=3)
+  lm_helpers.write_hf_checkpoint(d / "model", cfg, lm_helpers.random_hf_weights(cfg, 0), tok)
+  (d / "prompts.jsonl").write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
+  return d
+
+
+def test_train_drafter_end_to_end(tiny, tmp_path):
+  overrides = {
+      "target": f"hf:{tiny / 'model'}", "prompts": f"jsonl:{tiny / 'prompts.jsonl'}",
+      "train_prompts": (0, 5), "heldout_prompts": (5, 8), "num_new_tokens": 6,
+      "corpus_batch_size": 4, "drafters": ("soft_bigram", "linear:1", "block:2"),
+      "window": 32, "train.steps": 6, "train.batch_size": 2, "train.save_every": 3,
+      "train.warmup_steps": 2, "draft_length": 2, "num_seeds": 2, "max_new_tokens": 6,
+      "timing_steps": 2}
+  exp = runner.load_experiment("train_drafter:quick", overrides)
+  res = runner.run(exp, tmp_path, progress=False)
+  recs = res["records"]
+  assert [r["drafter"] for r in recs] == ["soft_bigram", "early_exit_linear_m1",
+                                          "early_exit_block_m2"]
+  for r in recs:
+    assert 0.0 <= r["alpha"] <= 1.0 and 0.0 <= r["alpha_full"] <= 1.0
+    assert 1.0 <= r["block_efficiency"] <= 3.0  # L + 1 = 3
+    assert r["cost_ratio"] > 0
+    # the saved drafter loads by its spec and is the one that was measured
+    llm = lm.load(overrides["target"])
+    d = distill.load_drafter(r["spec"], llm.model)
+    seq = json.loads((tmp_path / "drafters" / "corpus.json").read_text())["heldout"]
+    a = distill.acceptance(d, llm.model, [e["tokens"] for e in seq],
+                           [e["prompt_length"] for e in seq], top_k=50)
+    assert a == pytest.approx(r["alpha"], rel=1e-6)
+  assert (tmp_path / "figures" / "drafters.png").is_file()
+  # the block adapter's training log and checkpoints are under the workdir
+  assert (tmp_path / "drafters" / "early_exit_block_m2" / "train_log.jsonl").is_file()
+  table = train_drafter.tables(res)
+  assert "early_exit_block_m2" in table and table.count("\n") == 4
+  # the corpus is cached: a new drafter in the sweep reuses it (extending the sweep)
+  corpus_file = tmp_path / "drafters" / "corpus.json"
+  mtime = corpus_file.stat().st_mtime_ns
+  overrides["drafters"] = overrides["drafters"] + ("linear:2",)
+  res = runner.run(runner.load_experiment("train_drafter:quick", overrides), tmp_path,
+                   progress=False)
+  assert len(res["records"]) == 4 and corpus_file.stat().st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("drafters", ("bigram",), "config.drafters: unknown drafter 'bigram'"),
+    ("drafters", ("block:0",), "config.drafters: unknown drafter 'block:0'"),
+    ("heldout_prompts", (100, 120), "overlap: the held-out prompts must be unseen"),
+    ("train.steps", 0, "config.train.steps must be >= 1"),
+    ("temperature", 0.0, "config.temperature must be > 0"),
+])
+def test_bad_config_names_the_field(field, value, match):
+  with pytest.raises(ValueError, match=match):
+    runner.load_experiment("train_drafter:quick", {field: value})
