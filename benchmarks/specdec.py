@@ -5,6 +5,7 @@
 Usage::
 
     python benchmarks/specdec.py [--quick] [--reps R] [--decode]
+    python benchmarks/specdec.py --target smollm2-135m --drafter DRAFTER_SPEC [--quick]
 
 Models: a random-init Llama with the SmolLM2-135M architecture (30 layers,
 d = 576, 9 / 3 heads, head_dim 64, SwiGLU 1536, vocabulary 49 152; no
@@ -35,6 +36,13 @@ plugged in (:func:`verification_cost`, :func:`decode_rate`,
    ``generate``, block efficiency and the draft / target / verify split of
    :func:`lcoupling.specdec.metrics.timed_generate`. With random weights the
    drafts are rarely accepted; the section is there for real models.
+
+With ``--target SPEC --drafter DRAFTER_SPEC`` (e.g. ``smollm2-135m`` and a
+drafter of ``configs/train_drafter.py``, ``dir:runs/train_drafter/drafters/NAME``,
+or ``early_exit_linear:4``, built from the target on HumanEval prompts 0-109),
+the real models are used instead, and section 3 decodes a real HumanEval
+prompt: tokens/s of every scheme relative to ``autoregressive`` with the same
+target, at batch 1 (latency), with the draft / target / verify split.
 """
 
 from __future__ import annotations
@@ -161,24 +169,32 @@ def logits_agreement(target, *, num_drafts=8, draft_length=4, prompt_length=64, 
 
 
 def decode_rate(target, drafter, prompt, *, schemes=("autoregressive",) + SCHEMES, num_drafts=8,
-                draft_length=4, top_k=50, max_new_tokens=16, seed=0, log=print) -> list[dict]:
-  """Tokens/s of the jitted ``generate`` and the phase split of ``timed_generate``, per scheme."""
+                draft_length=4, top_k=50, max_new_tokens=16, seed=0, eos_id=None, reps=1,
+                log=print) -> list[dict]:
+  """Tokens/s of the jitted ``generate`` and the phase split of ``timed_generate``, per scheme.
+
+  ``tokens_per_s`` is the best of ``reps`` timed decodes after a compiling one; the
+  ``speedup`` column is relative to ``autoregressive`` (the first scheme).
+  """
   rows = []
   key = jax.random.key(seed)
   for scheme in schemes:
-    kw = dict(scheme=scheme, max_new_tokens=max_new_tokens, top_k=top_k)
+    kw = dict(scheme=scheme, max_new_tokens=max_new_tokens, top_k=top_k, eos_id=eos_id)
     if scheme != "autoregressive":
       kw.update(drafter=drafter, draft_length=draft_length,
                 num_drafts=1 if scheme in ("sps", "daliri") else num_drafts)
     gen = jax.block_until_ready(specdec.generate(key, target, prompt, **kw))  # compile
-    t0 = time.perf_counter()
-    gen = jax.block_until_ready(specdec.generate(key, target, prompt, **kw))
-    seconds = time.perf_counter() - t0
+    seconds = np.inf
+    for _ in range(reps):
+      t0 = time.perf_counter()
+      gen = jax.block_until_ready(specdec.generate(key, target, prompt, **kw))
+      seconds = min(seconds, time.perf_counter() - t0)
     _, times = metrics.timed_generate(key, target, prompt, **kw)
     row = dict(scheme=scheme, tokens=int(gen.length), seconds=seconds,
                tokens_per_s=metrics.token_rate(gen.length, seconds),
                block_efficiency=metrics.block_efficiency(gen),
                draft_s=times.draft, target_s=times.target, verify_s=times.verify)
+    row["speedup"] = row["tokens_per_s"] / rows[0]["tokens_per_s"] if rows else 1.0
     rows.append(row)
     log(f"  {scheme:14s} {row['tokens_per_s']:7.2f} tok/s  BE {row['block_efficiency']:.2f}  "
         f"draft {times.draft:.2f} s  target {times.target:.2f} s  verify {times.verify:.3f} s")
@@ -200,8 +216,15 @@ def main(argv=None):
   parser.add_argument("--quick", action="store_true", help="top-k 50 only, 3 reps")
   parser.add_argument("--reps", type=int, default=None, help="timed repetitions (default 7)")
   parser.add_argument("--decode", action="store_true", help="also time whole decodes")
+  parser.add_argument("--target", default=None,
+                      help="a real target (lcoupling.lm.load spec, e.g. smollm2-135m)")
+  parser.add_argument("--drafter", default="early_exit_linear:4",
+                      help="drafter spec for --target (lcoupling.lm.distill.load_drafter)")
+  parser.add_argument("--data_dir", default="data")
   args = parser.parse_args(argv)
   args.reps = args.reps or (3 if args.quick else 7)
+  if args.target is not None:
+    return _real_models(args)
   _header(args)
   target = Llama(SMOLLM2_135M, rngs=nnx.Rngs(0))
   drafter = Llama(SMOLLM2_135M.replace(num_layers=2), rngs=nnx.Rngs(1))
@@ -226,6 +249,46 @@ def main(argv=None):
     print("\n## 3. Whole decodes (random weights: block efficiency is not meaningful)")
     decode_rate(target, drafter, _prompt(SMOLLM2_135M.vocab_size, 64),
                 max_new_tokens=8 if args.quick else 16)
+
+
+def _real_models(args):
+  """Sections 1-3 with a real target and drafter; section 3 on a HumanEval prompt."""
+  from lcoupling import lm  # noqa: PLC0415
+  from lcoupling.lm import distill  # noqa: PLC0415
+
+  llm = lm.load(args.target, data_dir=args.data_dir)
+  prompts = lm.humaneval_prompts(args.data_dir)
+  corpus = [llm.tokenizer.encode(p) for p in prompts[:110]]
+  drafter = distill.load_drafter(args.drafter, llm.model, corpus=corpus,
+                                 cache_dir=os.path.join("runs", "drafters"),
+                                 data_dir=args.data_dir)
+  dev = jax.devices()[0]
+  print("# Speculative decoding with real models")
+  print(f"jax {jax.__version__}  backend {jax.default_backend()}  "
+        f"{getattr(dev, 'device_kind', dev.platform)}  host cpus {os.cpu_count()}")
+  print(f"target: {args.target} ({llm.config.num_parameters / 1e6:.0f} M parameters, "
+        f"{llm.config.dtype}); drafter: {args.drafter}; best of {args.reps} reps\n")
+  print("## 1. Verification cost per block (K = 8, L = 4; sps / daliri K = 1)")
+  rows = verification_cost(llm.model, drafter, top_ks=(50,), reps=args.reps)
+  print("\n| scheme | K | target pass (ms) | filter (ms) | walk (ms) | walk / target |")
+  print("|---|---|---|---|---|---|")
+  for r in rows:
+    print(f"| {r['scheme']} | {r['K']} | {r['target_ms']:.1f} | {r['filter_ms']:.2f} | "
+          f"{r['walk_ms']:.2f} | {r['walk_pct']:.2f} % |")
+  prompt = jnp.asarray(llm.tokenizer.encode(prompts[150]), jnp.int32)  # a held-out prompt
+  n = 32 if args.quick else 96
+  print(f"\n## 3. Decoding HumanEval/150 ({len(prompt)} prompt tokens, {n} new tokens, top-k 50, "
+        "batch 1)")
+  rows = decode_rate(llm.model, drafter, prompt, max_new_tokens=n, eos_id=llm.tokenizer.eos_id,
+                     reps=1 if args.quick else 3)
+  print("\n| scheme | K | tokens/s | speed-up vs autoregressive | block efficiency | draft (s) |"
+        " target (s) | verify (s) |")
+  print("|---|---|---|---|---|---|---|---|")
+  for r in rows:
+    k = 1 if r["scheme"] in ("sps", "daliri", "autoregressive") else 8
+    print(f"| {r['scheme']} | {k} | {r['tokens_per_s']:.1f} | {r['speedup']:.2f} | "
+          f"{r['block_efficiency']:.2f} | {r['draft_s']:.2f} | {r['target_s']:.2f} | "
+          f"{r['verify_s']:.3f} |")
 
 
 if __name__ == "__main__":
