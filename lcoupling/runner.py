@@ -81,6 +81,7 @@ __all__ = [
     "validate",
     "point_id",
     "resolve_workdir_paths",
+    "unresolved_workdir_fields",
     "run",
     "summarize_workdir",
     "make_figures",
@@ -375,6 +376,22 @@ def resolve_workdir_paths(config: ml_collections.ConfigDict, workdir) -> ml_coll
   sub(out)
   out.lock()
   return out
+
+
+def unresolved_workdir_fields(config: ml_collections.ConfigDict) -> dict[str, str]:
+  """``{dotted field: value}`` of the string fields that still hold ``{workdir}``.
+
+  Empty once :func:`resolve_workdir_paths` has run. Entry points that use a
+  config outside :func:`run` check it to refuse a placeholder that would
+  otherwise become a directory literally named ``{workdir}``.
+
+  Example:
+    >>> c = ml_collections.ConfigDict({"ckpt": "{workdir}/ckpt", "sub": {"out": "x"}})
+    >>> unresolved_workdir_fields(c), unresolved_workdir_fields(resolve_workdir_paths(c, "/tmp"))
+    ({'ckpt': '{workdir}/ckpt'}, {})
+  """
+  return {k: v for k, v in _flatten(config.to_dict()).items()
+          if isinstance(v, str) and WORKDIR_PLACEHOLDER in v}
 
 
 def _prepare_workdir(workdir: pathlib.Path) -> None:

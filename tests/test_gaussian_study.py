@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import math
 import pathlib
 
@@ -15,7 +16,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from lcoupling import parallel
+from lcoupling import parallel, runner
+from lcoupling import results as results_lib
 from lcoupling.compression import codec as C
 from lcoupling.studies import gaussian as G
 
@@ -179,6 +181,25 @@ def test_run_point_summarize_plot_table(tmp_path):
   paths = G.plot(res, tmp_path)
   assert {p.name for p in paths} == {"gaussian_matching.png", "gaussian_matching.pdf",
                                      "gaussian_rd.png", "gaussian_rd.pdf"}
+
+
+def test_num_repeats_is_a_sweep_field(tmp_path):
+  """More repeats on a finished run compute only the new repeats (the same as a direct run)."""
+  tiny = {k: v for k, v in _tiny_config().items() if k in (
+      "num_codewords", "num_decoders", "num_bins", "sigma2_w_given_a_grid", "num_selection_trials",
+      "num_eval_trials", "chunk_size")}
+  one = runner.load_experiment("gaussian:quick", {**tiny, "num_repeats": 1})
+  assert one.sweep_fields == ("num_repeats",)
+  first = runner.run(one, tmp_path, progress=False, figures=False)
+  two = runner.load_experiment("gaussian:quick", {**tiny, "num_repeats": 2})
+  both = runner.run(two, tmp_path, progress=False, figures=False)
+  entries, _ = results_lib.read_jsonl(tmp_path / "results.jsonl")
+  assert [e["point"] for e in entries] == [{"repeat": 0}, {"repeat": 1}]  # repeat 0 not recomputed
+  key = jax.random.key(two.config.seed, impl=two.config.prng_impl)
+  direct = json.loads(results_lib.dumps(G.run_point(key, two.config, {"repeat": 1})))
+  untimed = lambda recs: [{k: v for k, v in r.items() if "second" not in k} for r in recs]  # noqa: E731
+  assert untimed(entries[1]["records"]) == untimed(direct)
+  assert first["records"][0]["num_repeats"] == 1 and both["records"][0]["num_repeats"] == 2
 
 
 @pytest.mark.slow
