@@ -9,6 +9,7 @@ import json
 import math
 import os
 import pathlib
+import runpy
 import subprocess
 import sys
 
@@ -25,7 +26,6 @@ from lcoupling.compression import codec as C
 from lcoupling.compression import message as msg_lib
 from lcoupling.compression import train as train_lib
 from lcoupling.compression import vae
-from lcoupling.studies import gaussian
 from lcoupling.studies import image_codec as M
 from lcoupling.studies.image_codec import report
 
@@ -301,18 +301,59 @@ def test_summarize_selection_and_fixed_slice():
   assert "±" in M.markdown_table({"records": out}, "mse_best", "fixed")
 
 
-def test_printers_refuse_results_of_another_study(tmp_path, capsys):
-  other = {"schema": "lcoupling.results/1", "name": "toy", "meta": {"study": "toy", "config": {}}, "records": []}
-  path = tmp_path / "results.json"
-  path.write_text(json.dumps(other))
-  assert report.main([str(path)]) == 1
-  assert "study 'toy', not of the image compression study" in capsys.readouterr().err
-  assert gaussian.main([str(path)]) == 1
-  assert "study 'toy', not of the Gaussian study" in capsys.readouterr().err
-  mine = {"schema": "lcoupling.results/1", "name": "g", "meta": {"study": "gaussian", "config": {}}, "records": []}
-  path.write_text(json.dumps(mine))
-  assert report.main([str(path)]) == 1  # the image printer refuses a Gaussian run, and back
-  assert gaussian.main([str(path)]) == 0
+PRINTERS = ("toy", "gaussian", "mnist", "cifar10", "image_codec")
+
+
+def _run_printer(module, path, monkeypatch):
+  """``python -m lcoupling.studies.MODULE PATH`` in this process: the exit status."""
+  monkeypatch.setattr(sys, "argv", [module, str(path)])
+  with pytest.raises(SystemExit) as e:
+    runpy.run_module(f"lcoupling.studies.{module}", run_name="__main__", alter_sys=False)
+  return e.value.code
+
+
+@pytest.mark.filterwarnings("ignore:.*found in sys.modules:RuntimeWarning")  # runpy, imported
+@pytest.mark.parametrize("study", ["toy", "gaussian", "mnist", "cifar10"])
+def test_printers_refuse_results_of_another_study(study, tmp_path, capsys, monkeypatch):
+  """One mechanism (studies.common.study_main) for every printer: the right one prints, every
+  other one refuses with one line naming the file and the printer of those results."""
+  run = tmp_path / "run"
+  run.mkdir()
+  res = {"schema": "lcoupling.results/1", "name": study, "meta": {"study": study, "config": {}},
+         "records": []}
+  (run / "results.json").write_text(json.dumps(res))
+  accepts = {study} | ({"image_codec"} if study in M.STUDY_NAMES else set())
+  for printer in PRINTERS:
+    for path in (run, run / "results.json"):
+      status = _run_printer(printer, path, monkeypatch)
+      out = capsys.readouterr()
+      if printer in accepts:
+        assert status == 0 and not out.err, (printer, out.err)
+        continue
+      lines = out.err.splitlines()
+      assert status == 1 and len(lines) == 1 and not out.out, (printer, out)
+      assert lines[0].startswith(f"error: {run / 'results.json'} holds results of the {study!r} "
+                                 f"study, not "), lines[0]
+      assert lines[0].endswith(f": print them with python -m lcoupling.studies.{study} {path}")
+      if printer == "image_codec":  # one printer for both image studies
+        assert "not 'mnist' or 'cifar10'" in lines[0]
+
+
+def test_image_printer_fields(tmp_path, capsys):
+  cells = [{"kind": "cell", "scheme": s, "K": 1, "L_max": 4, "rate_bits": 2.0, "N": 128,
+            "beta": 0.15, "mse_best": 0.1, "mse_best_sem": 0.01, "mse_mean": 0.2,
+            "selected": True, "fixed_slice": True} for s in ("gls", "baseline")]
+  res = {"schema": "lcoupling.results/1", "name": "m", "meta": {"study": "mnist", "config": {}},
+         "records": cells}
+  (tmp_path / "results.json").write_text(json.dumps(res))
+  assert M.main([str(tmp_path), "mse_mean"]) == 0
+  out = capsys.readouterr().out
+  assert "mse_mean (selected):" in out and "| 4 | 2 | 0.2000 (N=128, β=0.15) |" in out
+  assert M.main([str(tmp_path), "mse_maen"]) == 1
+  err = capsys.readouterr().err
+  assert err.startswith("error: no record has the field 'mse_maen'") and "mse_mean" in err
+  assert M.main([]) == 2
+  assert "usage: python -m lcoupling.studies.image_codec" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------

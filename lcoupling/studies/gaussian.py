@@ -495,24 +495,16 @@ def markdown_table(results, field: str = "distortion_db") -> str:
                            anchor=ANCHOR_DB if field == "distortion_db" else None, anchor_digits=2)
 
 
-def main(argv=None):
-  """``python -m lcoupling.studies.gaussian WORKDIR_OR_RESULTS_JSON [FIELD ...]``."""
-  from lcoupling import results as results_io  # noqa: PLC0415
+def tables(results, *fields) -> str:
+  """Markdown tables of FIELD ... per L_max (default: distortion_db match_prob; any record field)."""
+  common.check_fields(results, fields)
+  return "\n".join(f"\n{field}:\n\n{markdown_table(results, field)}"
+                   for field in fields or ("distortion_db", "match_prob"))
 
-  argv = sys.argv[1:] if argv is None else argv
-  if not argv:
-    print(main.__doc__)
-    return 2
-  res = results_io.load_results(argv[0])
-  study = (res.get("meta") or {}).get("study")
-  if study != "gaussian":
-    print(f"error: {argv[0]}: results.json of study {study!r}, not of the Gaussian study; print it "
-          f"with python -m lcoupling.studies.{study or 'NAME'}", file=sys.stderr)
-    return 1
-  for field in argv[1:] or ["distortion_db", "match_prob"]:
-    print(f"\n{field}:\n")
-    print(markdown_table(res, field))
-  return 0
+
+def main(argv=None) -> int:
+  """``python -m lcoupling.studies.gaussian WORKDIR_OR_RESULTS_JSON [FIELD ...]``."""
+  return common.study_main("gaussian", tables, argv)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ from lcoupling.studies.image_codec.evaluation import (CODEC_SEED, CROP_SEED, EVA
                                                       reference_record, trial_indices, trial_inputs,
                                                       trial_key, trial_outputs)
 from lcoupling.studies.image_codec.report import (PAPER_MSE_K1, main, markdown_table, plot,
-                                                  reference_table)
+                                                  reference_table, tables)
 
 __all__ = [
     "STUDY_NAMES",
@@ -111,6 +111,7 @@ __all__ = [
     "plot",
     "markdown_table",
     "reference_table",
+    "tables",
     "main",
 ]
 
