@@ -496,7 +496,7 @@ def markdown_table(results, field: str = "distortion_db") -> str:
 
 
 def tables(results, *fields) -> str:
-  """Markdown tables of FIELD ... per L_max (default: distortion_db match_prob; any record field)."""
+  """Markdown tables of FIELD ... per L_max (default distortion_db, match_prob; any field)."""
   common.check_fields(results, fields)
   return "\n".join(f"\n{field}:\n\n{markdown_table(results, field)}"
                    for field in fields or ("distortion_db", "match_prob"))
