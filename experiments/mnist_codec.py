@@ -38,7 +38,7 @@ from __future__ import annotations
 import pathlib
 import sys
 
-from absl import flags, logging
+from absl import flags
 
 from lcoupling import cli
 from lcoupling import results as results_lib
@@ -255,19 +255,9 @@ def _draw(path, image, recons, offs, crop, match, mse, s):
 
 def main(argv: list[str] | None = None) -> int:
   argv = list(sys.argv if argv is None else argv)
-  if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[1:]):
-    print(f"{__doc__}\n{USAGE}\n\nflags:\n{FLAGS.get_help()}")
-    return 0
-  try:
-    overrides, rest = cli.split_overrides(argv[1:])
-    FLAGS.unparse_flags()  # main() may be called more than once in a process
-    extra = FLAGS([argv[0], *rest])
-  except (flags.Error, ValueError) as e:
-    return cli.error(f"{e}. {USAGE}", 2)
-  if len(extra) > 1:
-    return cli.error(f"unexpected arguments {extra[1:]}. {USAGE}", 2)
-  flags.FLAGS.mark_as_parsed()  # absl logging (orbax) expects parsed global flags
-  logging.set_verbosity(logging.WARNING)
+  overrides, status = cli.parse_flags(FLAGS, argv, usage=USAGE, doc=__doc__)
+  if status is not None:
+    return status
   message_path = FLAGS.message or pathlib.Path(FLAGS.out_dir) / "message.bin"
   try:
     from lcoupling.compression import MessageError  # noqa: PLC0415

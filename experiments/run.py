@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sys
 
-from absl import flags, logging
+from absl import flags
 
 from lcoupling import cli
 
@@ -54,17 +54,9 @@ INTERRUPTED = "interrupted; rerun the same command to resume"
 
 def main(argv: list[str] | None = None) -> int:
   argv = list(sys.argv if argv is None else argv)
-  if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[1:]):
-    print(f"{__doc__}\n{USAGE}\n\nflags:\n{FLAGS.get_help()}")
-    return 0
-  try:
-    overrides, rest = cli.split_overrides(argv[1:])
-    FLAGS.unparse_flags()  # main() may be called more than once in a process
-    extra = FLAGS([argv[0], *rest])
-  except (flags.Error, ValueError) as e:
-    return cli.error(f"{e}. {USAGE}", 2)
-  if len(extra) > 1:
-    return cli.error(f"unexpected arguments {extra[1:]}. {USAGE}", 2)
+  overrides, status = cli.parse_flags(FLAGS, argv, usage=USAGE, doc=__doc__)
+  if status is not None:
+    return status
   if not FLAGS.config:
     return cli.error("--config is required: --config NAME[:variant] for a built-in config (toy, "
                      "gaussian, mnist), e.g. --config toy:quick, or --config path/to/config.py", 2)
@@ -72,8 +64,6 @@ def main(argv: list[str] | None = None) -> int:
     name = FLAGS.config.partition(":")[0].split("/")[-1].removesuffix(".py")
     return cli.error(f"--workdir is required (results go there; rerunning resumes), e.g. "
                      f"--workdir runs/{name}", 2)
-  flags.FLAGS.mark_as_parsed()  # absl logging (orbax) expects parsed global flags
-  logging.set_verbosity(logging.WARNING)  # orbax/jax INFO lines would drown the progress bars
   try:
     import jax  # noqa: PLC0415
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["error", "split_overrides", "load_config"]
+__all__ = ["error", "split_overrides", "parse_flags", "load_config"]
 
 
 def error(message, status: int = 1) -> int:
@@ -59,6 +59,39 @@ def split_overrides(args: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
       rest.append(a)
     i += 1
   return overrides, rest
+
+
+def parse_flags(flag_values, argv: list[str], *, usage: str, doc: str = ""
+                ) -> tuple[list[tuple[str, str]], int | None]:
+  """Parses a command line (program name first) into ``flag_values`` (an absl ``FlagValues``).
+
+  ``--config.FIELD=VALUE`` arguments are set aside (:func:`split_overrides`);
+  the rest are the entry point's own flags. ``-h`` / ``--help`` prints ``doc``,
+  ``usage`` and the flags.
+
+  Returns:
+    ``(overrides, None)`` to go on, or ``([], status)`` when the command is
+    done: help printed (0) or a usage error -- an unknown flag, a bad value,
+    an unexpected argument -- printed as one line (2). On success absl's
+    global flags are marked parsed (absl logging expects it) and absl logging
+    is set to warnings (orbax's INFO lines would drown the progress bars).
+  """
+  from absl import flags, logging  # noqa: PLC0415
+
+  if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[1:]):
+    print(f"{doc}\n{usage}\n\nflags:\n{flag_values.get_help()}")
+    return [], 0
+  try:
+    overrides, rest = split_overrides(argv[1:])
+    flag_values.unparse_flags()  # an entry point's main() may run more than once in a process
+    extra = flag_values([argv[0], *rest])
+  except (flags.Error, ValueError) as e:
+    return [], error(f"{e}. {usage}", 2)
+  if len(extra) > 1:
+    return [], error(f"unexpected arguments {extra[1:]}. {usage}", 2)
+  flags.FLAGS.mark_as_parsed()
+  logging.set_verbosity(logging.WARNING)
+  return overrides, None
 
 
 def load_config(spec: str, overrides: list[tuple[str, str]] = ()):

@@ -104,6 +104,7 @@ __all__ = [
     "NestedResult",
     "standard_normal_prior",
     "check_num_bins",
+    "check_rates",
     "bin_counts",
     "labels_from_counts",
     "shared_randomness",
@@ -151,6 +152,33 @@ def check_num_bins(num_bins, name: str = "num_bins", max_bins: int | None = None
   if max_bins is not None and num_bins > max_bins:
     raise ValueError(f"{name} (L_max) = {num_bins} exceeds max_bins = {max_bins}")
   return int(num_bins)
+
+
+def check_rates(rates, name: str = "rates") -> tuple[int, ...]:
+  """Checks a study's list of rates ``L_max`` (e.g. ``config.num_bins``); returns it as ints.
+
+  Non-empty, distinct powers of two ``>= 2``, at most ``2**16``; ``ValueError``
+  naming ``name`` otherwise.
+
+  Example:
+    >>> check_rates([4, 16], "config.num_bins")
+    (4, 16)
+    >>> check_rates([4, 6], "config.num_bins")
+    Traceback (most recent call last):
+    ...
+    ValueError: config.num_bins: every L_max must be a power of two >= 2, got 6
+  """
+  rates = tuple(rates or ())
+  if not rates:
+    raise ValueError(f"{name} (L_max values) must not be empty")
+  for r in rates:
+    if not (_is_power_of_two(r) and r >= 2):
+      raise ValueError(f"{name}: every L_max must be a power of two >= 2, got {r!r}")
+  if len(set(rates)) != len(rates):
+    raise ValueError(f"{name} has duplicates: {rates}")
+  if max(rates) > 2**16:
+    raise ValueError(f"{name}: L_max at most 2**16, got {max(rates)}")
+  return tuple(int(r) for r in rates)
 
 
 @dataclasses.dataclass(frozen=True)

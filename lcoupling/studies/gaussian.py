@@ -321,13 +321,7 @@ def validate(config) -> None:
   need(isinstance(n, int) and n >= 1, f"config.num_codewords (N) must be an int >= 1, got {n!r}")
   k = config.num_decoders
   need(isinstance(k, int) and k >= 1, f"config.num_decoders (K) must be an int >= 1, got {k!r}")
-  rates = tuple(config.num_bins)
-  need(len(rates) >= 1, "config.num_bins (L_max values) must not be empty")
-  for r in rates:
-    need(codec._is_power_of_two(r) and r >= 2,
-         f"config.num_bins: every L_max must be a power of two >= 2, got {r!r}")
-  need(len(set(rates)) == len(rates), f"config.num_bins has duplicates: {rates}")
-  need(max(rates) <= 2 ** 16, f"config.num_bins: L_max at most 2**16, got {max(rates)}")
+  codec.check_rates(config.num_bins, "config.num_bins")
   grid = tuple(config.sigma2_w_given_a_grid)
   need(len(grid) >= 1, "config.sigma2_w_given_a_grid must not be empty")
   for s in grid:

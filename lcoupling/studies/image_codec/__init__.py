@@ -253,13 +253,7 @@ def validate(config) -> None:
   for n in grid:
     _need(_is_int(n) and n >= 1, f"config.num_codewords_grid: every N must be an int >= 1, got {n!r}")
   _need(len(set(grid)) == len(grid), f"config.num_codewords_grid has duplicates: {grid}")
-  rates = tuple(config.get("num_bins") or ())
-  _need(len(rates) >= 1, "config.num_bins (L_max values) must not be empty")
-  for r in rates:
-    _need(codec._is_power_of_two(r) and r >= 2,
-          f"config.num_bins: every L_max must be a power of two >= 2, got {r!r}")
-  _need(len(set(rates)) == len(rates), f"config.num_bins has duplicates: {rates}")
-  _need(max(rates) <= 2**16, f"config.num_bins: L_max at most 2**16, got {max(rates)}")
+  rates = codec.check_rates(config.get("num_bins"), "config.num_bins")
   for f in ("num_decoders", "num_repeats", "chunk_size"):
     v = config.get(f)
     _need(_is_int(v) and v >= 1, f"config.{f} must be an int >= 1, got {v!r}")
