@@ -606,6 +606,7 @@ def run(experiment: Experiment, workdir, *, progress: bool = True, figures: bool
   bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc=config.name, unit="point",
              disable=not progress, dynamic_ncols=True)
   computed = 0
+  behind = False  # results.jsonl holds a point that results.json does not show yet
   try:
     for point in todo:
       if max_points is not None and computed >= max_points:
@@ -616,10 +617,18 @@ def run(experiment: Experiment, workdir, *, progress: bool = True, figures: bool
       seconds = time.perf_counter() - t0
       results_lib.append_jsonl(workdir / "results.jsonl", {
           "point": point, "records": records, "seconds": seconds, "process": pidx, "code": code})
+      behind = pcount == 1
       computed += 1
       bar.update(1)
       if pcount == 1:
         summarize_workdir(experiment, workdir, code=code)
+        behind = False
+  except KeyboardInterrupt:
+    # Ctrl-C between a point's log line and its summary: results.json still shows every
+    # finished point (a second Ctrl-C interrupts this too; results.jsonl has them anyway).
+    if behind:
+      summarize_workdir(experiment, workdir, code=code)
+    raise
   finally:
     bar.close()
   if pcount > 1:
