@@ -25,6 +25,9 @@ Reading it afterwards needs no TensorFlow. Without network access the
 pipeline is tested end to end on ``tfds.testing.mock_data`` (random images;
 ``tests/test_image_codec.py``).
 
+VAE checkpoints go to ``WORKDIR/checkpoints`` (``config.checkpoint_dir``);
+``betas`` is a sweep field (adding a beta to a finished run computes only it).
+
 Variants: (none) the paper protocol; ``quick`` (narrow networks, 2 epochs,
 betas (0.15, 0.55), 500 test images, N in {2^7, 2^9}, 3 repeats); ``gpu`` (the
 paper protocol sized for one accelerator, as configs/mnist.py:gpu).
@@ -39,6 +42,8 @@ import ml_collections
 from lcoupling.compression import train as train_lib
 
 VARIANTS = ("quick", "gpu")
+#: Fields that only select sweep points (one point per beta, as in configs/mnist.py).
+SWEEP_FIELDS = ("betas",)
 
 
 def get_config(arg=None):
@@ -62,7 +67,7 @@ def get_config(arg=None):
   c.num_train_images = 0  # 0 = all 50 000
   c.num_test_images = 0  # 0 = all 10 000
   c.crop_size = 16  # a 16x16 patch of the 32x16 left half
-  c.checkpoint_dir = "runs/cifar10_ckpt"
+  c.checkpoint_dir = "{workdir}/checkpoints"  # the run's work directory (resolved by the runner)
   c.betas = (0.15, 0.35, 0.55, 0.75, 0.95)
   t = train_lib.default_config(quick=quick)
   c.train = ml_collections.ConfigDict(dict(
@@ -79,7 +84,6 @@ def get_config(arg=None):
   c.example_num_bins = 4
   if quick:
     c.name = "cifar10_quick"
-    c.checkpoint_dir = "runs/cifar10_quick_ckpt"
     c.chunk_size = 50
     c.betas = (0.15, 0.55)
     c.train.epochs = 2

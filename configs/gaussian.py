@@ -20,7 +20,9 @@ Commands (2-core CPU; see benchmarks/gaussian.py for the throughput):
 Figures: ``figures/gaussian_matching.{png,pdf}`` (matching probability vs rate:
 GLS without side information, GLS, baseline, the bound) and
 ``figures/gaussian_rd.{png,pdf}`` (R-D curves, GLS vs baseline per K).
-Each sweep point is one repeat (resumable per repeat).
+Each sweep point is one repeat (resumable per repeat); ``num_repeats`` is a sweep
+field, so more repeats can be added to a finished run (``--config.num_repeats=20``
+computes repeats 10..19 only).
 On an accelerator use the ``gpu`` variant (``trial_batch = 0``: vectorise whole
 chunks of 2048 trials; ``configs/gaussian.py:gpu``); ``scripts/gpu_full.sh`` runs
 it with the MNIST paper protocol and the benchmarks.
@@ -29,6 +31,9 @@ it with the MNIST paper protocol and the benchmarks.
 import ml_collections
 
 VARIANTS = ("quick", "gpu")
+#: Fields that only select sweep points: a point is one repeat (``run_point`` folds
+#: ``point["repeat"]`` into the key and never reads ``num_repeats``).
+SWEEP_FIELDS = ("num_repeats",)
 
 
 def get_config(arg=None):

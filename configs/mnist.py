@@ -37,14 +37,18 @@ Commands:
   python -m experiments.run --config configs/mnist.py:gpu --workdir runs/mnist           # paper protocol, a GPU job
   scripts/gpu_full.sh runs/gpu                  # MNIST + Gaussian full protocols + make bench, timed
   python -m lcoupling.studies.mnist runs/mnist_quick     # the markdown tables
-  python -m experiments.mnist_codec --config configs/mnist.py:quick --out_dir runs/mnist_codec_demo
+  python -m experiments.mnist_codec --config mnist:quick --workdir runs/mnist_quick --out_dir runs/mnist_codec_demo
 
 On the 2-core CPU a paper-width training step takes 0.25 s (five 30-epoch
 trainings: about 10 h) and the evaluation runs 3.5 images x repeats per second
 (about 20 h), so the paper protocol is a GPU job (``:gpu``; add
 ``--config.train.compute_dtype=bfloat16`` to train in bfloat16).
 Training is resumable (orbax checkpoints every epoch under
-``config.checkpoint_dir``), and so is the sweep (one point per beta).
+``config.checkpoint_dir``, by default ``WORKDIR/checkpoints``), and so is the
+sweep (one point per beta). ``betas`` is a sweep field: adding a beta to a
+finished run trains and evaluates only the new one (``--config.betas="(0.15,
+0.35, 0.55)"``; the ``:gpu`` variants train the new betas together, which agrees
+with training them with the others to float32 rounding, not bit for bit).
 
 Data: ``make data`` (``config.data_dir``, default ``data``).
 Figures: ``figures/mnist_rd.{png,pdf}`` (R-D and matching probability, GLS vs
@@ -58,6 +62,9 @@ import ml_collections
 from lcoupling.compression import train as train_lib
 
 VARIANTS = ("quick", "gpu", "full14", "quick14", "gpu14")
+#: Fields that only select sweep points: a point is one beta (``run_point`` reads
+#: ``point["beta"]``; its key, crops and checkpoints do not depend on the other betas).
+SWEEP_FIELDS = ("betas",)
 #: Side-information crop of the default variants (the paper's main text); ``*14`` use 14.
 DEFAULT_CROP = 7
 
@@ -88,7 +95,9 @@ def get_config(arg=None):
   c.num_test_images = 0  # 0 = all 10 000 (the first n otherwise)
   c.crop_size = crop  # side information: a crop_size^2 crop of the left half
   # Training (one VAE per beta; lcoupling.compression.train fields).
-  c.checkpoint_dir = "runs/mnist_ckpt"  # VAEs go to CHECKPOINT_DIR/<run>/beta=B
+  # VAEs go to CHECKPOINT_DIR/<run>/beta=B; {workdir} is the run's work directory (the runner
+  # resolves it; python -m experiments.mnist_codec takes the same --workdir).
+  c.checkpoint_dir = "{workdir}/checkpoints"
   c.betas = (0.15, 0.35, 0.55, 0.75, 0.95)
   t = train_lib.default_config(quick=quick)
   c.train = ml_collections.ConfigDict(dict(
@@ -108,7 +117,6 @@ def get_config(arg=None):
   c.example_num_bins = 4  # L_max of the examples
   if quick:
     c.name = "mnist_quick" + ("" if crop == DEFAULT_CROP else f"_crop{crop}")
-    c.checkpoint_dir = "runs/mnist_quick_ckpt"
     c.chunk_size = 50
     c.betas = (0.15, 0.55)
     c.train.epochs = 2

@@ -11,16 +11,23 @@ own random crop of the left half, reads the message and reconstructs the right
 half; a decoder whose parameters (``--num_bins``, ``--num_decoders``,
 ``--num_codewords``, ``--scheme``, ``--beta``, ``--image_index``, the config's
 crop size, seed or model) differ from the encoder's, or a corrupt file, is
-refused with an error naming the field. The result is drawn to ``OUT_DIR/codec_demo.png`` (and summarised in
-``OUT_DIR/summary.json``)::
+refused with an error naming the field. The result is drawn to
+``OUT_DIR/codec_demo.png`` (and summarised in ``OUT_DIR/summary.json``)::
 
-  python -m experiments.mnist_codec --config configs/mnist.py:quick --out_dir runs/mnist_codec_demo
-  python -m experiments.mnist_codec --config configs/mnist.py:quick --mode encode --out_dir d
-  python -m experiments.mnist_codec --config configs/mnist.py:quick --mode decode --out_dir d
+  python -m experiments.run --config mnist:quick --workdir runs/mnist_quick    # the study (trains)
+  python -m experiments.mnist_codec --config mnist:quick --workdir runs/mnist_quick --out_dir d
+  python -m experiments.mnist_codec --config mnist:quick --workdir runs/mnist_quick --mode encode --out_dir d
+  python -m experiments.mnist_codec --config mnist:quick --workdir runs/mnist_quick --mode decode --out_dir d
 
 The VAE of ``--beta`` (default ``config.fixed_beta``) is loaded from the
-study's checkpoints (``config.checkpoint_dir``; run the study first, or pass
-``--train`` to train it here). Encoder and decoders share only the seed: the
+study's checkpoints, ``config.checkpoint_dir``: by default
+``{workdir}/checkpoints``, so ``--workdir`` names the study's work directory
+(``--config.checkpoint_dir=DIR`` instead works too). Run the study first, or
+pass ``--train`` to train the VAE here. ``--config`` takes a built-in config by
+name (``mnist:quick``, ``cifar10``) or a path, and ``--config.FIELD=VALUE``
+overrides a field, as ``python -m experiments.run``. Errors print one line
+``error: ...`` (exit status 2 for usage, 1 otherwise; ``--traceback`` shows
+the traceback). Encoder and decoders share only the seed: the
 codec's shared randomness is that of the study's trial for (repeat 0, this
 image), ``fold_in(trial_key, 0)``, and decoder ``k``'s crop is the study's crop
 ``k``, so the demo reproduces exactly what the study measured for that image.
@@ -31,26 +38,56 @@ from __future__ import annotations
 import pathlib
 import sys
 
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
+from lcoupling import cli
 from lcoupling import results as results_lib
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", "configs/mnist.py:quick", "Study config (configs/mnist.py[:quick]); fields can be "
-    "overridden with --config.FIELD=VALUE (e.g. --config.checkpoint_dir).", lock_config=True)
-_OUT = flags.DEFINE_string("out_dir", "runs/mnist_codec_demo", "Output directory.")
-_MODE = flags.DEFINE_enum("mode", "demo", ["demo", "encode", "decode"],
-                          "encode: write the message; decode: read it and reconstruct; demo: both.")
-_MESSAGE = flags.DEFINE_string("message", None, "Message file (default OUT_DIR/message.bin).")
-_BETA = flags.DEFINE_float("beta", None, "Which trained VAE (default config.fixed_beta).")
-_INDEX = flags.DEFINE_integer("image_index", 0, "Test image index (0..9999).")
-_BINS = flags.DEFINE_integer("num_bins", 16, "L_max (power of two <= max(config.num_bins)): "
-                             "the message has log2 L_max bits.")
-_DECODERS = flags.DEFINE_integer("num_decoders", 4, "K decoders (each with its own crop).")
-_CODEWORDS = flags.DEFINE_integer("num_codewords", None, "N (default config.fixed_num_codewords).")
-_SCHEME = flags.DEFINE_enum("scheme", "gls", ["gls", "baseline"], "Codec scheme.")
-_TRAIN = flags.DEFINE_bool("train", False, "Train (or resume) the VAE if it is missing.")
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("config", "mnist:quick", "Study config: NAME[:variant] (mnist, cifar10) or "
+                    "path/to/config.py[:variant]; override fields with --config.FIELD=VALUE.",
+                    flag_values=FLAGS)
+flags.DEFINE_string("workdir", None, "The study's work directory (python -m experiments.run "
+                    "--workdir): resolves {workdir} in the config, so the VAE is read from "
+                    "WORKDIR/checkpoints.", flag_values=FLAGS)
+flags.DEFINE_string("out_dir", "runs/mnist_codec_demo", "Output directory.", flag_values=FLAGS)
+flags.DEFINE_enum("mode", "demo", ["demo", "encode", "decode"],
+                  "encode: write the message; decode: read it and reconstruct; demo: both.",
+                  flag_values=FLAGS)
+flags.DEFINE_string("message", None, "Message file (default OUT_DIR/message.bin).", flag_values=FLAGS)
+flags.DEFINE_float("beta", None, "Which trained VAE (default config.fixed_beta).", flag_values=FLAGS)
+flags.DEFINE_integer("image_index", 0, "Test image index (0..9999).", flag_values=FLAGS)
+flags.DEFINE_integer("num_bins", 16, "L_max (power of two <= max(config.num_bins)): the message "
+                     "has log2 L_max bits.", flag_values=FLAGS)
+flags.DEFINE_integer("num_decoders", 4, "K decoders (each with its own crop).", flag_values=FLAGS)
+flags.DEFINE_integer("num_codewords", None, "N (default config.fixed_num_codewords).",
+                     flag_values=FLAGS)
+flags.DEFINE_enum("scheme", "gls", ["gls", "baseline"], "Codec scheme.", flag_values=FLAGS)
+flags.DEFINE_bool("train", False, "Train (or resume) the VAE if it is missing.", flag_values=FLAGS)
+flags.DEFINE_bool("traceback", False, "Show the full traceback of an error instead of one line.",
+                  flag_values=FLAGS)
+
+USAGE = ("usage: python -m experiments.mnist_codec --config NAME[:variant] --workdir STUDY_WORKDIR "
+         "[--out_dir DIR] [--mode demo|encode|decode] [--config.FIELD=VALUE ...]")
+
+
+def resolve_config(config, workdir=None):
+  """``config`` with ``{workdir}`` resolved under ``workdir`` (the study's work directory).
+
+  Raises ``ValueError`` naming the field and the fix when a ``{workdir}``
+  placeholder is left (no ``workdir`` and no explicit path), so nothing is read
+  from or written to a directory literally named ``{workdir}``.
+  """
+  from lcoupling import runner  # noqa: PLC0415
+
+  if workdir:
+    config = runner.resolve_workdir_paths(config, workdir)
+  for field, value in runner.unresolved_workdir_fields(config).items():
+    raise ValueError(
+        f"config.{field} = {value!r} lies in the study's work directory: pass --workdir DIR, the "
+        f"--workdir the study ran with (python -m experiments.run --config ... --workdir DIR), or "
+        f"--config.{field}=PATH")
+  return config
 
 
 def model_fingerprint(model) -> str:
@@ -216,19 +253,30 @@ def _draw(path, image, recons, offs, crop, match, mse, s):
   plotting.save(fig, path.with_suffix(""), formats=(path.suffix.lstrip(".") or "png",))
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  from lcoupling.compression import MessageError  # noqa: PLC0415
-
+def main(argv: list[str] | None = None) -> int:
+  argv = list(sys.argv if argv is None else argv)
+  overrides, status = cli.parse_flags(FLAGS, argv, usage=USAGE, doc=__doc__)
+  if status is not None:
+    return status
+  message_path = FLAGS.message or pathlib.Path(FLAGS.out_dir) / "message.bin"
   try:
-    run_codec(_CONFIG.value, _OUT.value, mode=_MODE.value, message_path=_MESSAGE.value,
-              beta=_BETA.value, image_index=_INDEX.value, num_bins=_BINS.value,
-              num_decoders=_DECODERS.value, num_codewords=_CODEWORDS.value, scheme=_SCHEME.value,
-              train=_TRAIN.value)
-  except MessageError as e:
-    sys.exit(f"error: {_MESSAGE.value or pathlib.Path(_OUT.value) / 'message.bin'}: {e}")
+    from lcoupling.compression import MessageError  # noqa: PLC0415
+
+    _, config = cli.load_config(FLAGS.config, overrides)
+    config = resolve_config(config, FLAGS.workdir)
+    run_codec(config, FLAGS.out_dir, mode=FLAGS.mode, message_path=FLAGS.message, beta=FLAGS.beta,
+              image_index=FLAGS.image_index, num_bins=FLAGS.num_bins,
+              num_decoders=FLAGS.num_decoders, num_codewords=FLAGS.num_codewords,
+              scheme=FLAGS.scheme, train=FLAGS.train)
+  except KeyboardInterrupt:
+    print("\ninterrupted", file=sys.stderr)
+    return 130
+  except (ValueError, OSError) as e:
+    if FLAGS.traceback:
+      raise
+    return cli.error(f"{message_path}: {e}" if isinstance(e, MessageError) else e)
+  return 0
 
 
 if __name__ == "__main__":
-  app.run(main)
+  sys.exit(main())

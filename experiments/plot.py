@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import sys
 
+from lcoupling import cli
+
 USAGE = "usage: lcoupling-plot WORKDIR_OR_RESULTS_JSON [...]"
 
 
@@ -23,8 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{__doc__}\n{USAGE}")
     return 0
   if not args or any(a.startswith("-") for a in args):
-    print(f"error: {USAGE}", file=sys.stderr)
-    return 2
+    return cli.error(USAGE, 2)
   try:
     from lcoupling import runner  # noqa: PLC0415
 
@@ -35,8 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\ninterrupted", file=sys.stderr)
     return 130
   except (ValueError, OSError) as e:
-    print("error: " + " ".join(str(e).split()), file=sys.stderr)
-    return 1
+    return cli.error(e)
   return 0
 
 

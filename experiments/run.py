@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import sys
 
-from absl import flags, logging
+from absl import flags
+
+from lcoupling import cli
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("config", None, "Experiment config: NAME[:variant] (built-in: toy, gaussian, "
@@ -50,56 +52,18 @@ USAGE = ("usage: lcoupling-run --config NAME[:variant] --workdir DIR [--config.F
 INTERRUPTED = "interrupted; rerun the same command to resume"
 
 
-def _error(message, status: int = 1) -> int:
-  text = " ".join(str(message).split())  # one line, whatever the exception's formatting
-  print(f"error: {text}", file=sys.stderr)
-  return status
-
-
-def split_overrides(args: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
-  """Separates ``--config.FIELD=VALUE`` / ``--config.FIELD VALUE`` from the other flags."""
-  overrides, rest = [], []
-  i = 0
-  while i < len(args):
-    a = args[i]
-    if a.startswith("--config."):
-      field, eq, value = a[len("--config."):].partition("=")
-      if not field:
-        raise ValueError(f"{a!r}: name a config field, e.g. --config.seed=1")
-      if not eq:
-        if i + 1 >= len(args):
-          raise ValueError(f"{a} needs a value: {a}=VALUE")
-        i += 1
-        value = args[i]
-      overrides.append((field, value))
-    else:
-      rest.append(a)
-    i += 1
-  return overrides, rest
-
-
 def main(argv: list[str] | None = None) -> int:
   argv = list(sys.argv if argv is None else argv)
-  if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[1:]):
-    print(f"{__doc__}\n{USAGE}\n\nflags:\n{FLAGS.get_help()}")
-    return 0
-  try:
-    overrides, rest = split_overrides(argv[1:])
-    FLAGS.unparse_flags()  # main() may be called more than once in a process
-    extra = FLAGS([argv[0], *rest])
-  except (flags.Error, ValueError) as e:
-    return _error(f"{e}. {USAGE}", 2)
-  if len(extra) > 1:
-    return _error(f"unexpected arguments {extra[1:]}. {USAGE}", 2)
+  overrides, status = cli.parse_flags(FLAGS, argv, usage=USAGE, doc=__doc__)
+  if status is not None:
+    return status
   if not FLAGS.config:
-    return _error("--config is required: --config NAME[:variant] for a built-in config (toy, "
-                  "gaussian, mnist), e.g. --config toy:quick, or --config path/to/config.py", 2)
+    return cli.error("--config is required: --config NAME[:variant] for a built-in config (toy, "
+                     "gaussian, mnist), e.g. --config toy:quick, or --config path/to/config.py", 2)
   if not FLAGS.workdir:
     name = FLAGS.config.partition(":")[0].split("/")[-1].removesuffix(".py")
-    return _error(f"--workdir is required (results go there; rerunning resumes), e.g. "
-                  f"--workdir runs/{name}", 2)
-  flags.FLAGS.mark_as_parsed()  # absl logging (orbax) expects parsed global flags
-  logging.set_verbosity(logging.WARNING)  # orbax/jax INFO lines would drown the progress bars
+    return cli.error(f"--workdir is required (results go there; rerunning resumes), e.g. "
+                     f"--workdir runs/{name}", 2)
   try:
     import jax  # noqa: PLC0415
 
@@ -108,11 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if FLAGS.distributed:
       jax.distributed.initialize()
     spec = FLAGS.config
-    path, _, arg = spec.partition(":")
-    module = runner.load_config_module(path)
-    config = module.get_config(arg or None)
-    for field, text in overrides:
-      runner.apply_overrides(config, {field: runner.parse_override(config, field, text)})
+    module, config = cli.load_config(spec, overrides)
     experiment = runner.experiment_from_config(module, config, source=spec)
     res = runner.run(experiment, FLAGS.workdir, progress=FLAGS.progress,
                      max_points=FLAGS.max_points, allow_version_change=FLAGS.allow_version_change)
@@ -122,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
   except (ValueError, OSError) as e:
     if FLAGS.traceback:
       raise
-    return _error(e)
+    return cli.error(e)
   if res:
     meta = res["meta"]
     state = ("complete" if meta["complete"]

@@ -7,7 +7,7 @@ Public API (all functions are pure and key-first)::
     lcoupling.race_times / log_race_times / race_times_at / race_argmin
     lcoupling.gls_sample(key, draft_logits, target_logits, num_drafts)
     lcoupling.gumbel_coupling / weighted_minhash_coupling / maximal_coupling
-    lcoupling.checked(fn)  # value checks (NaN logits) also under jit/vmap
+    lcoupling.checked(fn)  # value checks (NaN logits, codec log weights) also under jit/vmap
     lcoupling.ProbabilitiesAsLogitsWarning  # samplers take logits: pass jnp.log(p)
     lcoupling.bounds       # acceptance bounds and exact probabilities
     lcoupling.verifiers    # token-level multi-draft verifiers

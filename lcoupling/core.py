@@ -247,7 +247,9 @@ def checked(fn, *, errors=None):
   as a static value.
 
   Args:
-    fn: any function that calls the samplers (or a sampler itself).
+    fn: any function that calls the samplers (or a sampler itself), or the
+      codec's :func:`~lcoupling.compression.encoder_index` /
+      :func:`~lcoupling.compression.decoder_index` (non-finite log weights).
     errors: the ``checkify`` error set (default ``checkify.user_checks``, the
       samplers' checks); e.g. ``checkify.user_checks | checkify.nan_checks``
       also reports the first operation that produces a NaN anywhere in ``fn``.

@@ -7,8 +7,11 @@ Figures are made from ``results.json`` only (see :func:`lcoupling.runner.make_fi
 
 from __future__ import annotations
 
+import io
 import os
 import pathlib
+
+from lcoupling import results
 
 __all__ = ["pyplot", "save", "integer_locator"]
 
@@ -44,9 +47,9 @@ def save(fig, stem: os.PathLike, *, formats=("png", "pdf"), dpi: int = 150,
   paths = []
   for fmt in formats:
     path = stem.with_suffix(f".{fmt}")
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format=fmt, dpi=dpi)
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi)
+    results.atomic_write_bytes(path, buf.getvalue())
     paths.append(path)
   if close:
     import matplotlib.pyplot as plt  # noqa: PLC0415

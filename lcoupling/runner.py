@@ -81,6 +81,7 @@ __all__ = [
     "validate",
     "point_id",
     "resolve_workdir_paths",
+    "unresolved_workdir_fields",
     "run",
     "summarize_workdir",
     "make_figures",
@@ -377,6 +378,22 @@ def resolve_workdir_paths(config: ml_collections.ConfigDict, workdir) -> ml_coll
   return out
 
 
+def unresolved_workdir_fields(config: ml_collections.ConfigDict) -> dict[str, str]:
+  """``{dotted field: value}`` of the string fields that still hold ``{workdir}``.
+
+  Empty once :func:`resolve_workdir_paths` has run. Entry points that use a
+  config outside :func:`run` check it to refuse a placeholder that would
+  otherwise become a directory literally named ``{workdir}``.
+
+  Example:
+    >>> c = ml_collections.ConfigDict({"ckpt": "{workdir}/ckpt", "sub": {"out": "x"}})
+    >>> unresolved_workdir_fields(c), unresolved_workdir_fields(resolve_workdir_paths(c, "/tmp"))
+    ({'ckpt': '{workdir}/ckpt'}, {})
+  """
+  return {k: v for k, v in _flatten(config.to_dict()).items()
+          if isinstance(v, str) and WORKDIR_PLACEHOLDER in v}
+
+
 def _prepare_workdir(workdir: pathlib.Path) -> None:
   if workdir.exists() and not workdir.is_dir():
     raise NotADirectoryError(
@@ -589,6 +606,7 @@ def run(experiment: Experiment, workdir, *, progress: bool = True, figures: bool
   bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc=config.name, unit="point",
              disable=not progress, dynamic_ncols=True)
   computed = 0
+  behind = False  # results.jsonl holds a point that results.json does not show yet
   try:
     for point in todo:
       if max_points is not None and computed >= max_points:
@@ -599,10 +617,18 @@ def run(experiment: Experiment, workdir, *, progress: bool = True, figures: bool
       seconds = time.perf_counter() - t0
       results_lib.append_jsonl(workdir / "results.jsonl", {
           "point": point, "records": records, "seconds": seconds, "process": pidx, "code": code})
+      behind = pcount == 1
       computed += 1
       bar.update(1)
       if pcount == 1:
         summarize_workdir(experiment, workdir, code=code)
+        behind = False
+  except KeyboardInterrupt:
+    # Ctrl-C between a point's log line and its summary: results.json still shows every
+    # finished point (a second Ctrl-C interrupts this too; results.jsonl has them anyway).
+    if behind:
+      summarize_workdir(experiment, workdir, code=code)
+    raise
   finally:
     bar.close()
   if pcount > 1:

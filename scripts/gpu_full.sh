@@ -45,8 +45,8 @@ step() {  # step NAME COMMAND...: runs it, logs it, appends its wall time
 "$PYTHON" -c "import jax; print(jax.devices()); print(jax.__version__)" > "$OUT/devices.txt"
 cat "$OUT/devices.txt"
 
-MNIST=(--config configs/mnist.py:gpu --workdir "$OUT/mnist" --config.data_dir="$DATA_DIR"
-       --config.checkpoint_dir="$OUT/mnist_ckpt")
+# The VAE checkpoints go to $OUT/mnist/checkpoints (config.checkpoint_dir = "{workdir}/checkpoints").
+MNIST=(--config configs/mnist.py:gpu --workdir "$OUT/mnist" --config.data_dir="$DATA_DIR")
 GAUSSIAN=(--config configs/gaussian.py:gpu --workdir "$OUT/gaussian")
 BENCH_COUPLING=()
 BENCH_GAUSSIAN=()

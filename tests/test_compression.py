@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import lcoupling
 from lcoupling.compression import codec as C
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -78,6 +79,28 @@ def test_non_finite_weights_raise():
   keys = jax.random.split(jax.random.key(1), 3)
   with pytest.raises(ValueError, match="non-finite"):
     C.encode(keys, spec, lambda u, a: jnp.log(u - u + a), jnp.array([1.0, 0.0, 1.0]), num_bins=4)
+
+
+def test_checked_reports_non_finite_weights_under_jit_and_vmap():
+  """Traced weights are not inspected (a NaN codeword silently wins); lcoupling.checked reports
+  them, for the jitted / vmapped entry points and for the entry points themselves."""
+  spec = C.CodecSpec(num_codewords=16, num_decoders=2, max_bins=4)
+  bad = lambda u, a: jnp.where(u > 0, jnp.nan, 0.0) + a  # noqa: E731
+  good = lambda u, a: -0.5 * (u - a) ** 2  # noqa: E731
+  keys = jax.random.split(jax.random.key(1), 3)
+  a = jnp.zeros(3)
+  enc = lambda fn: jax.jit(jax.vmap(lambda k, x: C.encoder_index(k, spec, fn, x)[0]))  # noqa: E731
+  dec = lambda fn: jax.jit(jax.vmap(  # noqa: E731
+      lambda k, x: C.decoder_index(k, spec, 2, fn, x, num_bins=4, decoder=1)))
+  enc(bad)(keys, a)  # no error: the values are traced
+  with pytest.raises(ValueError, match=r"log_weight_fn \(encoder\) returned non-finite"):
+    lcoupling.checked(enc(bad))(keys, a)
+  with pytest.raises(ValueError, match=r"log_weight_fn \(decoder\) returned non-finite"):
+    lcoupling.checked(dec(bad))(keys, a)
+  with pytest.raises(ValueError, match=r"log_weight_fn \(encoder\) returned non-finite"):
+    lcoupling.checked(C.encoder_index)(keys[0], spec, bad, jnp.float32(0.0))
+  # Finite weights pass, with the unchecked result.
+  np.testing.assert_array_equal(lcoupling.checked(enc(good))(keys, a), enc(good)(keys, a))
 
 
 def test_message_format_and_length_errors():

@@ -7,8 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["lcoupling.core", "lcoupling.parallel", "lcoupling.bounds", "lcoupling.verifiers",
-           "lcoupling.compression", "lcoupling.compression.codec", "lcoupling.compression.message",
+MODULES = ["lcoupling.cli", "lcoupling.core", "lcoupling.parallel", "lcoupling.bounds",
+           "lcoupling.verifiers", "lcoupling.compression", "lcoupling.compression.codec", "lcoupling.compression.message",
            "lcoupling.compression.vae", "lcoupling.compression.train", "lcoupling.data",
            "lcoupling.data.images", "lcoupling.data.loading", "lcoupling.studies.common",
            "lcoupling.studies.image_codec", "lcoupling.studies.toy", "lcoupling.runner",

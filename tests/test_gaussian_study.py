@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import math
 import pathlib
 
@@ -15,7 +16,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from lcoupling import parallel
+from lcoupling import parallel, runner
+from lcoupling import results as results_lib
 from lcoupling.compression import codec as C
 from lcoupling.studies import gaussian as G
 
@@ -105,7 +107,14 @@ def test_closed_forms_match_scipy():
 
 
 def test_trial_indices_equal_codec_per_cell():
-  """The study's blocked trial == the codec run separately for every cell (same key)."""
+  """The study's blocked trial == the codec with the same key, for every cell.
+
+  Every (scheme, K', L_max, decoder) is compared with ``codec.nested_evaluate``
+  (one compilation per sigma2), which test_compression.py's
+  ``test_nested_equals_separate_runs`` proves equal to ``encoder_index`` /
+  ``decoder_index`` run cell by cell; one cell per sigma2 is also run through
+  those directly.
+  """
   n, k_max, rates, grid = 256, 2, (2, 64), (0.01, 0.003)
   key = jax.random.fold_in(jax.random.key(7), 3)
   r = G.trial_indices(key, num_codewords=n, max_bins=64, num_decoders=k_max, rates=rates,
@@ -115,17 +124,22 @@ def test_trial_indices_equal_codec_per_cell():
   for si, s2 in enumerate(grid):
     s2f = jnp.float32(s2)
     prior = functools.partial(G.scaled_normal_prior, scale=float(scales[si]))
-    for scheme in C.SCHEMES:
-      for kp in range(1, k_max + 1):
-        spec = C.CodecSpec(n, kp, 64, scheme, prior)
-        y, lab = C.encoder_index(ck, spec, G.quadratic_log_weight, G.encoder_coeffs(a, s2f))
-        assert int(y) == int(r["gls_enc"][si, kp - 1] if scheme == "gls" else r["bl_enc"][si])
-        for ri, nb in enumerate(rates):
-          for d in range(kp):
-            x = C.decoder_index(ck, spec, lab, G.quadratic_log_weight,
-                                G.decoder_coeffs(t[d], s2f, 0.5), num_bins=nb, decoder=d)
-            ref = r["gls_dec"][si, kp - 1, ri, d] if scheme == "gls" else r["bl_dec"][si, ri, d]
-            assert int(x) == int(ref), (s2, scheme, kp, nb, d)
+    spec = C.CodecSpec(n, k_max, 64, "gls", prior)
+    enc = G.encoder_coeffs(a, s2f)
+    c1, c2 = G.decoder_coeffs(t, s2f, 0.5)  # decoder d's coefficients: (c1[d], c2)
+    res = C.nested_evaluate(ck, spec, G.quadratic_log_weight, enc, G.quadratic_log_weight,
+                            (c1, jnp.broadcast_to(c2, c1.shape)), rates=rates)
+    np.testing.assert_array_equal(res.gls_encoder, r["gls_enc"][si])
+    np.testing.assert_array_equal(res.gls_decoder, r["gls_dec"][si])
+    assert int(res.baseline_encoder) == int(r["bl_enc"][si])
+    np.testing.assert_array_equal(res.baseline_decoder, r["bl_dec"][si])
+    # Directly: GLS with K' = K, the highest rate, the last decoder.
+    y, lab = C.encoder_index(ck, spec, G.quadratic_log_weight, enc)
+    assert int(y) == int(r["gls_enc"][si, k_max - 1])
+    x = C.decoder_index(ck, spec, lab, G.quadratic_log_weight,
+                        G.decoder_coeffs(t[k_max - 1], s2f, 0.5), num_bins=rates[-1],
+                        decoder=k_max - 1)
+    assert int(x) == int(r["gls_dec"][si, k_max - 1, len(rates) - 1, k_max - 1])
 
 
 def test_evaluate_independent_of_chunking_and_overflow_fallback(monkeypatch):
@@ -179,6 +193,25 @@ def test_run_point_summarize_plot_table(tmp_path):
   paths = G.plot(res, tmp_path)
   assert {p.name for p in paths} == {"gaussian_matching.png", "gaussian_matching.pdf",
                                      "gaussian_rd.png", "gaussian_rd.pdf"}
+
+
+def test_num_repeats_is_a_sweep_field(tmp_path):
+  """More repeats on a finished run compute only the new repeats (the same as a direct run)."""
+  tiny = {k: v for k, v in _tiny_config().items() if k in (
+      "num_codewords", "num_decoders", "num_bins", "sigma2_w_given_a_grid", "num_selection_trials",
+      "num_eval_trials", "chunk_size")}
+  one = runner.load_experiment("gaussian:quick", {**tiny, "num_repeats": 1})
+  assert one.sweep_fields == ("num_repeats",)
+  first = runner.run(one, tmp_path, progress=False, figures=False)
+  two = runner.load_experiment("gaussian:quick", {**tiny, "num_repeats": 2})
+  both = runner.run(two, tmp_path, progress=False, figures=False)
+  entries, _ = results_lib.read_jsonl(tmp_path / "results.jsonl")
+  assert [e["point"] for e in entries] == [{"repeat": 0}, {"repeat": 1}]  # repeat 0 not recomputed
+  key = jax.random.key(two.config.seed, impl=two.config.prng_impl)
+  direct = json.loads(results_lib.dumps(G.run_point(key, two.config, {"repeat": 1})))
+  untimed = lambda recs: [{k: v for k, v in r.items() if "second" not in k} for r in recs]  # noqa: E731
+  assert untimed(entries[1]["records"]) == untimed(direct)
+  assert first["records"][0]["num_repeats"] == 1 and both["records"][0]["num_repeats"] == 2
 
 
 @pytest.mark.slow

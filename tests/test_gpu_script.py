@@ -33,6 +33,8 @@ def test_gpu_full_script_plumbing(tmp_path):
   mnist = json.loads((out / "mnist" / "results.json").read_text())
   assert mnist["meta"]["complete"] and mnist["meta"]["config"]["name"] == "mnist_gpu"
   cfg = mnist["meta"]["config"]
+  assert cfg["checkpoint_dir"] == "{workdir}/checkpoints"  # the VAEs live in the work directory
+  assert any((out / "mnist" / "checkpoints").glob("*/beta=0.15/model.json"))
   assert cfg["train"]["joint_betas"] and cfg["train"]["steps_per_call"] == 1000  # the :gpu variant
   trained = [r for r in mnist["records"] if r["kind"] == "training"]
   assert sorted(r["beta"] for r in trained) == [0.15, 0.55]

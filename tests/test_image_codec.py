@@ -9,6 +9,7 @@ import json
 import math
 import os
 import pathlib
+import runpy
 import subprocess
 import sys
 
@@ -23,8 +24,8 @@ from lcoupling import data as data_lib
 from lcoupling import runner
 from lcoupling.compression import codec as C
 from lcoupling.compression import message as msg_lib
+from lcoupling.compression import train as train_lib
 from lcoupling.compression import vae
-from lcoupling.studies import gaussian
 from lcoupling.studies import image_codec as M
 from lcoupling.studies.image_codec import report
 
@@ -101,6 +102,11 @@ def test_config_variants_and_sweep():
     c = cifar.get_config(v)
     M.validate(c)
     assert c.dataset == "cifar10" and c.study == "cifar10" and c.crop_size == 16
+  # Checkpoints live in the run's work directory; one sweep point per beta.
+  for m in (mod, cifar):
+    assert {m.get_config(v).checkpoint_dir for v in (None, *m.VARIANTS)} == {"{workdir}/checkpoints"}
+    assert m.SWEEP_FIELDS == ("betas",)
+  assert runner.load_experiment("mnist:quick").sweep_fields == ("betas",)
   assert M.dataset_of(cifar.get_config()).image_shape == (32, 32, 3)
 
 
@@ -295,18 +301,59 @@ def test_summarize_selection_and_fixed_slice():
   assert "±" in M.markdown_table({"records": out}, "mse_best", "fixed")
 
 
-def test_printers_refuse_results_of_another_study(tmp_path, capsys):
-  other = {"schema": "lcoupling.results/1", "name": "toy", "meta": {"study": "toy", "config": {}}, "records": []}
-  path = tmp_path / "results.json"
-  path.write_text(json.dumps(other))
-  assert report.main([str(path)]) == 1
-  assert "study 'toy', not of the image compression study" in capsys.readouterr().err
-  assert gaussian.main([str(path)]) == 1
-  assert "study 'toy', not of the Gaussian study" in capsys.readouterr().err
-  mine = {"schema": "lcoupling.results/1", "name": "g", "meta": {"study": "gaussian", "config": {}}, "records": []}
-  path.write_text(json.dumps(mine))
-  assert report.main([str(path)]) == 1  # the image printer refuses a Gaussian run, and back
-  assert gaussian.main([str(path)]) == 0
+PRINTERS = ("toy", "gaussian", "mnist", "cifar10", "image_codec")
+
+
+def _run_printer(module, path, monkeypatch):
+  """``python -m lcoupling.studies.MODULE PATH`` in this process: the exit status."""
+  monkeypatch.setattr(sys, "argv", [module, str(path)])
+  with pytest.raises(SystemExit) as e:
+    runpy.run_module(f"lcoupling.studies.{module}", run_name="__main__", alter_sys=False)
+  return e.value.code
+
+
+@pytest.mark.filterwarnings("ignore:.*found in sys.modules:RuntimeWarning")  # runpy, imported
+@pytest.mark.parametrize("study", ["toy", "gaussian", "mnist", "cifar10"])
+def test_printers_refuse_results_of_another_study(study, tmp_path, capsys, monkeypatch):
+  """One mechanism (studies.common.study_main) for every printer: the right one prints, every
+  other one refuses with one line naming the file and the printer of those results."""
+  run = tmp_path / "run"
+  run.mkdir()
+  res = {"schema": "lcoupling.results/1", "name": study, "meta": {"study": study, "config": {}},
+         "records": []}
+  (run / "results.json").write_text(json.dumps(res))
+  accepts = {study} | ({"image_codec"} if study in M.STUDY_NAMES else set())
+  for printer in PRINTERS:
+    for path in (run, run / "results.json"):
+      status = _run_printer(printer, path, monkeypatch)
+      out = capsys.readouterr()
+      if printer in accepts:
+        assert status == 0 and not out.err, (printer, out.err)
+        continue
+      lines = out.err.splitlines()
+      assert status == 1 and len(lines) == 1 and not out.out, (printer, out)
+      assert lines[0].startswith(f"error: {run / 'results.json'} holds results of the {study!r} "
+                                 f"study, not "), lines[0]
+      assert lines[0].endswith(f": print them with python -m lcoupling.studies.{study} {path}")
+      if printer == "image_codec":  # one printer for both image studies
+        assert "not 'mnist' or 'cifar10'" in lines[0]
+
+
+def test_image_printer_fields(tmp_path, capsys):
+  cells = [{"kind": "cell", "scheme": s, "K": 1, "L_max": 4, "rate_bits": 2.0, "N": 128,
+            "beta": 0.15, "mse_best": 0.1, "mse_best_sem": 0.01, "mse_mean": 0.2,
+            "selected": True, "fixed_slice": True} for s in ("gls", "baseline")]
+  res = {"schema": "lcoupling.results/1", "name": "m", "meta": {"study": "mnist", "config": {}},
+         "records": cells}
+  (tmp_path / "results.json").write_text(json.dumps(res))
+  assert M.main([str(tmp_path), "mse_mean"]) == 0
+  out = capsys.readouterr().out
+  assert "mse_mean (selected):" in out and "| 4 | 2 | 0.2000 (N=128, β=0.15) |" in out
+  assert M.main([str(tmp_path), "mse_maen"]) == 1
+  err = capsys.readouterr().err
+  assert err.startswith("error: no record has the field 'mse_maen'") and "mse_mean" in err
+  assert M.main([]) == 2
+  assert "usage: python -m lcoupling.studies.image_codec" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------
@@ -319,16 +366,20 @@ def e2e(tmp_path_factory):
   if not _have_data():
     pytest.skip("MNIST not found: run `make data`")
   tmp = tmp_path_factory.mktemp("mnist_e2e")
-  overrides = dict(E2E_OVERRIDES, checkpoint_dir=str(tmp / "ckpt"))
-  exp = runner.load_experiment(str(REPO / "configs" / "mnist.py") + ":quick", overrides)
+  exp = runner.load_experiment(str(REPO / "configs" / "mnist.py") + ":quick", E2E_OVERRIDES)
   res = runner.run(exp, tmp / "run", progress=False)
-  return exp, res, tmp
+  # The study's own config: checkpoint_dir = "{workdir}/checkpoints" resolved under tmp/run.
+  config = runner.resolve_workdir_paths(exp.config, tmp / "run")
+  return config, res, tmp
 
 
 @needs_data
 def test_end_to_end_quick_gls_vs_baseline(e2e, capsys):
-  exp, res, tmp = e2e
+  config, res, tmp = e2e
   assert res["meta"]["complete"]
+  assert res["meta"]["config"]["checkpoint_dir"] == "{workdir}/checkpoints"  # as written
+  assert config.checkpoint_dir == str((tmp / "run" / "checkpoints").resolve())
+  assert train_lib.is_trained(M.train_workdir(config, 0.15), 1)  # the VAE is in the workdir
   cells = [r for r in res["records"] if r["kind"] == "cell"]
   assert len(cells) == 1 * 1 * 2 * 4 * 2  # beta x N x scheme x K x L_max
   for r in cells:
@@ -356,7 +407,6 @@ def test_end_to_end_quick_gls_vs_baseline(e2e, capsys):
   # Zero-rate references: the mean training right half, recomputed here on [0, 1] pixels in
   # NumPy, and the decoder at w = 0 (best of the first K' decoders: non-increasing in K').
   ref = next(r for r in res["records"] if r["kind"] == "reference")
-  config = exp.config
   train = data_lib.load_mnist(DATA_DIR, f"train[:{config.num_train_images}]")[0]
   test = data_lib.load_mnist(DATA_DIR, f"test[:{config.num_test_images}]")[0]
   unit = lambda x: x[:, :, 14:].astype(np.float64) / 255.0  # noqa: E731
@@ -381,12 +431,12 @@ def test_end_to_end_quick_gls_vs_baseline(e2e, capsys):
 
 @needs_data
 def test_codec_demo_cli_round_trip(e2e):
-  exp, res, tmp = e2e
+  config, res, tmp = e2e
   out = tmp / "demo"
-  args = [sys.executable, "-m", "experiments.mnist_codec",
-          f"--config={REPO / 'configs' / 'mnist.py'}:quick", f"--out_dir={out}",
-          "--num_bins=16", "--num_decoders=4", "--image_index=0"]
-  for k, v in dict(E2E_OVERRIDES, checkpoint_dir=str(tmp / "ckpt")).items():
+  args = [sys.executable, "-m", "experiments.mnist_codec", "--config=mnist:quick",
+          f"--workdir={tmp / 'run'}", f"--out_dir={out}", "--num_bins=16", "--num_decoders=4",
+          "--image_index=0"]
+  for k, v in E2E_OVERRIDES.items():
     if isinstance(v, tuple):
       v = "(" + ",".join(str(x) for x in v) + ",)"
     args.append(f"--config.{k}={v}")
@@ -404,7 +454,6 @@ def test_codec_demo_cli_round_trip(e2e):
   assert len(s["message_bits"]) == 4 and int(s["message_bits"], 2) == C.unpack_labels(payload, 16, 1)[0]
   assert s["payload_bytes"] == 1 and s["header_bytes"] == msg_lib.header_size(header)
   # The demo reproduces the study's trial (repeat 0, image 0) at that cell exactly.
-  config = exp.config
   model, _ = M.load_model(config, 0.15)
   images, _ = data_lib.load_mnist(DATA_DIR, "test[:1]")
   r = M.trial_indices(M.trial_key(jax.random.key(config.seed), 0, 0), jnp.asarray(images[0]), model,
@@ -420,6 +469,46 @@ def test_codec_demo_cli_round_trip(e2e):
       in proc.stderr, proc.stderr[-2000:]
 
 
+def _one_line_error(capsys):
+  err = capsys.readouterr().err
+  lines = [line for line in err.splitlines() if line.strip()]
+  assert len(lines) == 1 and lines[0].startswith("error: "), err
+  return lines[0]
+
+
+def test_codec_demo_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
+  from experiments import mnist_codec  # noqa: PLC0415
+
+  monkeypatch.chdir(tmp_path)  # nothing may be created here
+  prog = "mnist_codec"
+  out = f"--out_dir={tmp_path / 'out'}"
+  # The default config keeps its VAEs in {workdir}/checkpoints: without --workdir, one line
+  # naming the field and both fixes.
+  assert mnist_codec.main([prog, out]) == 1
+  line = _one_line_error(capsys)
+  assert "config.checkpoint_dir = '{workdir}/checkpoints'" in line and "--workdir DIR" in line
+  assert "--config.checkpoint_dir=PATH" in line
+  # --workdir resolves it (here: no study ran there, so no VAE, named with the command).
+  assert mnist_codec.main([prog, out, f"--workdir={tmp_path / 'study'}"]) == 1
+  line = _one_line_error(capsys)
+  assert str(tmp_path / "study" / "checkpoints" / "mnist_quick-seed0") in line
+  assert "no VAE trained for beta=0.15" in line and "--workdir DIR" in line
+  # An explicit checkpoint directory keeps working without --workdir.
+  assert mnist_codec.main([prog, out, f"--config.checkpoint_dir={tmp_path / 'ck'}"]) == 1
+  assert str(tmp_path / "ck" / "mnist_quick-seed0") in _one_line_error(capsys)
+  # Usage errors: status 2, one line.
+  assert mnist_codec.main([prog, "--bogus"]) == 2
+  assert "Unknown command line flag 'bogus'" in _one_line_error(capsys)
+  assert mnist_codec.main([prog, out, "--config.no_such_field=1"]) == 1
+  assert "config.no_such_field: unknown config field" in _one_line_error(capsys)
+  assert mnist_codec.main([prog, "--config=mnist:huge"]) == 1
+  assert "unknown variant 'huge'" in _one_line_error(capsys)
+  # A missing message file (decode) names it.
+  assert mnist_codec.main([prog, out, "--mode=decode", f"--workdir={tmp_path / 'study'}"]) == 1
+  assert "message.bin" in _one_line_error(capsys)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no literal {workdir} directory
+
+
 # --------------------------------------------------------------------------
 # Codec messages through the demo: every mismatch and corruption is refused.
 # --------------------------------------------------------------------------
@@ -430,10 +519,10 @@ def codec_demo(e2e):
   """One message of the end-to-end run's model (K = 2, N = 128, L_max = 8, beta 0.15, image 3)."""
   from experiments import mnist_codec  # noqa: PLC0415
 
-  exp, _, tmp = e2e
+  config, _, tmp = e2e
   base = dict(num_bins=8, num_decoders=2, num_codewords=128, scheme="gls", beta=0.15, image_index=3)
-  s = mnist_codec.run_codec(exp.config, tmp / "enc", mode="encode", **base)
-  return mnist_codec, exp.config, base, tmp / "enc" / "message.bin", s
+  s = mnist_codec.run_codec(config, tmp / "enc", mode="encode", **base)
+  return mnist_codec, config, base, tmp / "enc" / "message.bin", s
 
 
 @needs_data
@@ -490,7 +579,7 @@ def test_cifar10_end_to_end_on_mock_data(tmp_path, monkeypatch):
                "train.batch_size": 16, "train.widths": dict(TINY_WIDTHS), "betas": (0.15,),
                "num_codewords_grid": (64,), "num_bins": (4, 16), "num_decoders": 2, "num_repeats": 1,
                "chunk_size": 12, "num_examples": 2, "fixed_num_codewords": 64,
-               "data_dir": str(tmp_path / "data"), "checkpoint_dir": str(tmp_path / "ckpt")}
+               "data_dir": str(tmp_path / "data")}  # checkpoints: {workdir}/checkpoints
   exp = runner.load_experiment(str(REPO / "configs" / "cifar10.py") + ":quick", overrides)
   with tfds.testing.mock_data(num_examples=48, policy=tfds.testing.MockPolicy.USE_CODE):
     x, y = data_lib.load_cifar10(tmp_path / "data", "test[:5]")
@@ -510,3 +599,15 @@ def test_cifar10_end_to_end_on_mock_data(tmp_path, monkeypatch):
   assert figs == ["cifar10_examples.png", "cifar10_rd.png", "cifar10_rd_decoders.png",
                   "cifar10_training.png"]
   assert report.main([str(tmp_path / "run")]) == 0
+  assert any((tmp_path / "run" / "checkpoints").glob("cifar10_quick-*/beta=0.15/model.json"))
+  # betas is a sweep field: the finished run takes another beta (nothing computed here) and keeps
+  # its point, where any other change is refused.
+  more = runner.load_experiment(str(REPO / "configs" / "cifar10.py") + ":quick",
+                                {**overrides, "betas": (0.15, 0.55)})
+  part = runner.run(more, tmp_path / "run", progress=False, max_points=0)
+  assert (part["meta"]["num_points_done"], part["meta"]["num_points"]) == (1, 2)
+  assert [r for r in part["records"] if r["kind"] == "cell"] == cells
+  other = runner.load_experiment(str(REPO / "configs" / "cifar10.py") + ":quick",
+                                 {**overrides, "num_repeats": 2})
+  with pytest.raises(ValueError, match="config.num_repeats: 1 -> 2"):
+    runner.run(other, tmp_path / "run", progress=False, max_points=0)

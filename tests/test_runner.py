@@ -58,6 +58,25 @@ def test_crash_keeps_completed_points(tmp_path):
   assert not res["meta"]["complete"]
 
 
+def test_ctrl_c_after_a_point_is_logged_still_summarizes_it(tmp_path, monkeypatch):
+  """Ctrl-C between a point's results.jsonl line and its results.json summary."""
+  real = runner.summarize_workdir
+  calls = []
+
+  def interrupted_once(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:  # the summary after the second point
+      raise KeyboardInterrupt
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(runner, "summarize_workdir", interrupted_once)
+  with pytest.raises(KeyboardInterrupt):
+    runner.run(_load(), tmp_path, progress=False)
+  assert len(calls) == 3  # the interrupted summary is redone before the interrupt propagates
+  res = results_lib.load_results(tmp_path)
+  assert [r["x"] for r in res["records"]] == [0, 1] and res["meta"]["num_points_done"] == 2
+
+
 def test_torn_jsonl_line_is_dropped_on_resume(tmp_path):
   full = runner.run(_load(), tmp_path / "a", progress=False)
   runner.run(_load(), tmp_path / "b", progress=False, max_points=3)

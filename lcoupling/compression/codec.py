@@ -36,6 +36,27 @@ as a contiguous block (:func:`bin_minima`). Ties go to the lowest index
 everywhere, so the blocked evaluation and the plain masked races of
 :func:`encoder_index` / :func:`decoder_index` decide identically.
 
+**Log weights.** Every weight function -- ``log_weight_fn`` of
+:func:`encoder_index` / :func:`decoder_index` / :func:`encode` / :func:`decode`,
+``enc_fn`` / ``dec_fn`` of :func:`nested_evaluate` -- is called as
+``fn(codebook [N, ...], context) -> float[N]`` and must return *log*
+importance weights: :math:`\log\lambda_j = \log p_{W|A}(U_j|a) - \log
+p_W(U_j)` up to an additive constant (any constant: only differences matter),
+the same convention as the logits the samplers take
+(:func:`lcoupling.gls_sample`) -- never the weights :math:`\lambda_j`
+themselves, which would silently race ``exp(lambda)`` instead. Unlike the
+samplers' logits every entry must be finite (no ``-inf``: a codeword of zero
+weight is not supported). Non-finite values (NaN, ``+-inf``) raise
+``ValueError`` naming the function whenever the codec runs on concrete
+values: :func:`encode` and :func:`decode` always (they return bytes, so they
+never run under ``jit``), :func:`encoder_index` / :func:`decoder_index` when
+called outside ``jit``/``vmap``. Under ``jax.jit`` or ``jax.vmap`` values
+cannot be inspected, a NaN weight silently wins the race, and it is reported
+only inside :func:`lcoupling.checked`: ``lcoupling.checked(jax.jit(f))(...)``
+(or ``lcoupling.checked(encoder_index)(key, spec, fn, a)``) raises a
+``ValueError`` (``checkify.JaxRuntimeError``) naming the function, e.g.
+``log_weight_fn (encoder) returned non-finite log weights``.
+
 **Messages.** :func:`encode` returns ``bytes``: the labels of a batch of
 sources, each a fixed-length code of ``log2 L_max`` bits, packed MSB first
 (:func:`pack_labels`). :func:`decode` accepts those bytes.
@@ -83,6 +104,7 @@ __all__ = [
     "NestedResult",
     "standard_normal_prior",
     "check_num_bins",
+    "check_rates",
     "bin_counts",
     "labels_from_counts",
     "shared_randomness",
@@ -130,6 +152,33 @@ def check_num_bins(num_bins, name: str = "num_bins", max_bins: int | None = None
   if max_bins is not None and num_bins > max_bins:
     raise ValueError(f"{name} (L_max) = {num_bins} exceeds max_bins = {max_bins}")
   return int(num_bins)
+
+
+def check_rates(rates, name: str = "rates") -> tuple[int, ...]:
+  """Checks a study's list of rates ``L_max`` (e.g. ``config.num_bins``); returns it as ints.
+
+  Non-empty, distinct powers of two ``>= 2``, at most ``2**16``; ``ValueError``
+  naming ``name`` otherwise.
+
+  Example:
+    >>> check_rates([4, 16], "config.num_bins")
+    (4, 16)
+    >>> check_rates([4, 6], "config.num_bins")
+    Traceback (most recent call last):
+    ...
+    ValueError: config.num_bins: every L_max must be a power of two >= 2, got 6
+  """
+  rates = tuple(rates or ())
+  if not rates:
+    raise ValueError(f"{name} (L_max values) must not be empty")
+  for r in rates:
+    if not (_is_power_of_two(r) and r >= 2):
+      raise ValueError(f"{name}: every L_max must be a power of two >= 2, got {r!r}")
+  if len(set(rates)) != len(rates):
+    raise ValueError(f"{name} has duplicates: {rates}")
+  if max(rates) > 2**16:
+    raise ValueError(f"{name}: L_max at most 2**16, got {max(rates)}")
+  return tuple(int(r) for r in rates)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,7 +292,22 @@ def _log_weights(fn, codebook, context, name):
   if w.shape != (codebook.shape[0],):
     raise ValueError(f"{name} must return one log weight per codeword, shape "
                      f"({codebook.shape[0]},), got {tuple(w.shape)}")
+  _debug_check_log_weights(w, name)
   return w
+
+
+def _debug_check_log_weights(w, name):
+  """A ``checkify`` debug check: reported only under :func:`lcoupling.checked` (a no-op otherwise).
+
+  Concrete values are skipped: the eager entry points check them themselves
+  (:func:`_raise_if_not_finite`).
+  """
+  if not isinstance(w, jax.core.Tracer):
+    return
+  from jax.experimental import checkify  # noqa: PLC0415
+
+  checkify.check(jnp.all(jnp.isfinite(w)),
+                 f"{name} returned non-finite log weights (NaN or +-inf)", debug=True)
 
 
 # --------------------------------------------------------------------------
@@ -276,9 +340,14 @@ def encoder_index(key: jax.Array, spec: CodecSpec, log_weight_fn, source) -> tup
     key: the shared seed of this source (typed PRNG key).
     spec: :class:`CodecSpec`.
     log_weight_fn: ``fn(codebook [N, ...], source) -> float[N]``, the log
-      density ratio ``log p_{W|A}(u|a) - log p_W(u)`` (constants are free).
-      Non-finite values raise ``ValueError`` (outside ``jit``).
+      importance weights ``log p_{W|A}(u|a) - log p_W(u)`` (constants are free;
+      logs, as the samplers' logits, not the weights), hashable (a static
+      argument). Non-finite values raise ``ValueError`` outside ``jit``/``vmap``;
+      inside them only under :func:`lcoupling.checked` (module docstring).
     source: the source ``a`` (any array / pytree ``fn`` accepts).
+
+  Returns:
+    ``(Y, l_Y)``.
   """
   y, label, finite = _encoder_index(key, spec, log_weight_fn, source)
   if not isinstance(finite, jax.core.Tracer):
@@ -314,6 +383,11 @@ def decoder_index(key: jax.Array, spec: CodecSpec, label, log_weight_fn, side_in
 
   with row ``k`` (GLS) or row 0 (baseline). ``label`` may be the fine label or
   the message (only its low ``log2 L_max`` bits are read).
+
+  ``log_weight_fn(codebook, side_info) -> float[N]`` returns decoder ``k``'s log
+  importance weights ``log p_{W|T}(u|t_k) - log p_W(u)`` (up to a constant; logs,
+  not weights). Non-finite values raise ``ValueError`` outside ``jit``/``vmap``;
+  inside them only under :func:`lcoupling.checked` (module docstring).
   """
   check_num_bins(num_bins, "num_bins", spec.max_bins)
   decoder = _check_decoder(spec, decoder)
@@ -383,7 +457,9 @@ def encode(keys: jax.Array, spec: CodecSpec, log_weight_fn, sources, *, num_bins
   Args:
     keys: ``[B]`` typed keys, the shared seed of each source.
     spec: :class:`CodecSpec`.
-    log_weight_fn: ``fn(codebook, source) -> float[N]`` (one source).
+    log_weight_fn: ``fn(codebook, source) -> float[N]``, log importance weights of
+      one source (as for :func:`encoder_index`); non-finite ones raise
+      ``ValueError`` (always: ``encode`` runs eagerly).
     sources: ``[B, ...]`` sources.
     num_bins: ``L_max`` (power of two, ``<= spec.max_bins``): ``log2 L_max`` bits
       per source.
@@ -402,7 +478,10 @@ def decode(keys: jax.Array, spec: CodecSpec, message: bytes, log_weight_fn, side
            num_bins: int, decoder: int = 0) -> np.ndarray:
   """Decodes a packed message: decoder ``k``'s indices ``int32[B]``.
 
-  ``side_info`` is ``[B, ...]`` (this decoder's side information per source).
+  ``side_info`` is ``[B, ...]`` (this decoder's side information per source);
+  ``log_weight_fn(codebook, side_info[b]) -> float[N]`` returns log importance
+  weights (as for :func:`decoder_index`); non-finite ones raise ``ValueError``
+  (always: ``decode`` runs eagerly).
   """
   num_bins = check_num_bins(num_bins, "num_bins", spec.max_bins)
   decoder = _check_decoder(spec, decoder)
@@ -563,6 +642,7 @@ def _nested(key, spec, enc_fn, source, dec_fn, side_info, rates, capacity):
   lam = _log_weights(enc_fn, shared.codebook, source, "enc_fn")
   cb_pad = shared.codebook[layout.index.reshape(-1)]
   mu = jax.vmap(lambda t: dec_fn(cb_pad, t).reshape(layout.index.shape))(side_info)  # [K, L, C]
+  _debug_check_log_weights(mu, "dec_fn")
   return nested_decisions(layout, lam, mu, rates), layout.overflow
 
 
@@ -622,7 +702,10 @@ def nested_evaluate(key: jax.Array, spec: CodecSpec, enc_fn, source, dec_fn, sid
     key, spec: as for :func:`encoder_index` (``spec.scheme`` is ignored).
     enc_fn, source: encoder log weights ``enc_fn(codebook, source)``.
     dec_fn, side_info: decoder ``k``'s log weights ``dec_fn(codebook,
-      side_info[k])``; ``side_info`` has a leading axis of size ``K``.
+      side_info[k])``; ``side_info`` has a leading axis of size ``K``. Both
+      return log importance weights (module docstring); non-finite ones are
+      reported only under :func:`lcoupling.checked` (the kernel of a study's
+      jitted trial function).
     rates: the ``L_max`` values (powers of two ``<= spec.max_bins``).
     capacity: width of the padded bin layout (default :func:`bin_capacity`).
       On overflow the evaluation is repeated with ``capacity = N``.

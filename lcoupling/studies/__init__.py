@@ -36,7 +36,9 @@ and a table printer, ``python -m lcoupling.studies.NAME WORKDIR``::
       sys.exit(main())
 
 (:func:`lcoupling.studies.common.study_main` checks ``meta.study`` and prints
-one-line errors naming the file).
+one-line errors naming the file). ``mnist`` and ``cifar10`` are one study,
+:mod:`lcoupling.studies.image_codec`, under two registry names (each with its
+own printer; ``python -m lcoupling.studies.image_codec`` prints either).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ STUDIES = {
     "toy": "lcoupling.studies.toy",
     "gaussian": "lcoupling.studies.gaussian",
     "mnist": "lcoupling.studies.mnist",
-    "cifar10": "lcoupling.studies.image_codec",
+    "cifar10": "lcoupling.studies.cifar10",
     "train_drafter": "lcoupling.studies.train_drafter",
 }
 

@@ -28,10 +28,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from lcoupling import cli
 from lcoupling import results as results_lib
 
 __all__ = ["mean_sem", "fmt_mean_sem", "records", "rate_series", "rate_table",
-           "load_study_results", "study_main"]
+           "check_fields", "check_study", "load_study_results", "study_main"]
 
 
 def mean_sem(values) -> tuple[float, float | None]:
@@ -117,37 +118,89 @@ def rate_table(cells, field: str, *, schemes=("gls", "baseline"), digits: int = 
   return "\n".join(lines)
 
 
-def load_study_results(path, study: str) -> dict:
+def check_fields(results, fields, kind: str = "cell") -> None:
+  """``ValueError`` naming a field that no record (of ``kind``) has, with the fields there are.
+
+  Example:
+    >>> check_fields({"records": [{"kind": "cell", "mse": 0.1}]}, ["mse", "mse_bset"])
+    Traceback (most recent call last):
+    ...
+    ValueError: no record has the field 'mse_bset'; the records have: kind, mse
+  """
+  recs = [r for r in records(results) if r.get("kind", "cell") == kind]
+  have = sorted({k for r in recs for k in r})
+  for f in fields:
+    if f not in have:
+      raise ValueError(f"no record has the field {f!r}; the records have: {', '.join(have)}")
+
+
+def _names(study) -> tuple[str, ...]:
+  return (study,) if isinstance(study, str) else tuple(study)
+
+
+def _printer(study: str) -> str:
+  """The module whose ``python -m`` prints the results of ``study`` (its registry entry)."""
+  from lcoupling import studies  # noqa: PLC0415
+
+  return studies.STUDIES.get(study, f"lcoupling.studies.{study}")
+
+
+def check_study(results: dict, study, path) -> dict:
+  """``results`` if ``meta.study`` is ``study`` (a name or a tuple of names); else ``ValueError``.
+
+  The error names the file (``path``: the work directory or ``results.json``),
+  the study the results belong to and the command that prints them.
+
+  Example:
+    >>> check_study({"meta": {"study": "toy"}}, ("mnist", "cifar10"), "runs/toy_quick")
+    Traceback (most recent call last):
+    ...
+    ValueError: runs/toy_quick/results.json holds results of the 'toy' study, not 'mnist' or
+    'cifar10': print them with python -m lcoupling.studies.toy runs/toy_quick
+  """
+  names = _names(study)
+  got = (results.get("meta") or {}).get("study") if isinstance(results, dict) else None
+  if got not in names:
+    p = pathlib.Path(path)
+    file = p if p.suffix == ".json" and not p.is_dir() else p / "results.json"
+    hint = f": print them with python -m {_printer(got)} {path}" if got else ""
+    want = " or ".join(repr(n) for n in names)
+    raise ValueError(f"{file} holds results of the {got!r} study, not {want}{hint}")
+  return results
+
+
+def load_study_results(path, study) -> dict:
   """Loads ``results.json`` (a work directory or the file) and checks it belongs to ``study``.
 
-  Raises ``FileNotFoundError`` / ``ValueError`` naming the file: missing,
-  not JSON (truncated), not a results file, or the results of another study
-  (with the command that prints those).
+  ``study`` is a study name or a tuple of names (a printer shared by several,
+  e.g. the image study's ``("mnist", "cifar10")``). Raises
+  ``FileNotFoundError`` / ``ValueError`` naming the file: missing, not JSON
+  (truncated), not a results file, or the results of another study (with the
+  command that prints those, :func:`check_study`).
   """
-  res = results_lib.load_results(path)
-  got = (res.get("meta") or {}).get("study")
-  if got != study:
-    p = pathlib.Path(path)
-    file = p / "results.json" if p.is_dir() else p
-    hint = f": print them with python -m lcoupling.studies.{got} {path}" if got else ""
-    raise ValueError(f"{file} holds results of the {got!r} study, not {study!r}{hint}")
-  return res
+  return check_study(results_lib.load_results(path), study, path)
 
 
-def study_main(study: str, tables: Callable[..., str], argv=None) -> int:
+def study_main(study, tables: Callable[..., str], argv=None, *, prog: str | None = None) -> int:
   """``python -m lcoupling.studies.STUDY WORKDIR_OR_RESULTS_JSON [ARGS ...]``: prints the tables.
 
   Args:
-    study: the study name (``meta.study`` of the results).
+    study: the study name (``meta.study`` of the results), or a tuple of the
+      names this printer accepts.
     tables: ``tables(results, *args) -> str``, the markdown tables of a loaded
-      ``results.json`` (``args`` are the command's extra arguments, e.g. fields).
+      ``results.json`` (``args`` are the command's extra arguments, e.g. fields);
+      ``ValueError`` for bad arguments.
     argv: the arguments after the program name (default ``sys.argv[1:]``).
+    prog: the module named in the usage line (default: the first study's
+      registered module).
 
   Returns:
-    The exit status: 0, 1 (error, printed as one line) or 2 (usage).
+    The exit status: 0, 1 (error, printed as one line naming the file) or 2
+    (usage).
   """
   argv = sys.argv[1:] if argv is None else list(argv)
-  usage = (f"usage: python -m lcoupling.studies.{study} WORKDIR_OR_RESULTS_JSON [ARGS ...]\n"
+  prog = prog or _printer(_names(study)[0])
+  usage = (f"usage: python -m {prog} WORKDIR_OR_RESULTS_JSON [ARGS ...]\n"
            f"{(tables.__doc__ or '').strip()}")
   if not argv or argv[0] in ("-h", "--help"):
     print(usage, file=sys.stderr if not argv else sys.stdout)
@@ -156,7 +209,6 @@ def study_main(study: str, tables: Callable[..., str], argv=None) -> int:
     res = load_study_results(argv[0], study)
     text = tables(res, *argv[1:])
   except (ValueError, OSError) as e:
-    print("error: " + " ".join(str(e).split()), file=sys.stderr)
-    return 1
+    return cli.error(e)
   print(text)
   return 0

@@ -321,13 +321,7 @@ def validate(config) -> None:
   need(isinstance(n, int) and n >= 1, f"config.num_codewords (N) must be an int >= 1, got {n!r}")
   k = config.num_decoders
   need(isinstance(k, int) and k >= 1, f"config.num_decoders (K) must be an int >= 1, got {k!r}")
-  rates = tuple(config.num_bins)
-  need(len(rates) >= 1, "config.num_bins (L_max values) must not be empty")
-  for r in rates:
-    need(codec._is_power_of_two(r) and r >= 2,
-         f"config.num_bins: every L_max must be a power of two >= 2, got {r!r}")
-  need(len(set(rates)) == len(rates), f"config.num_bins has duplicates: {rates}")
-  need(max(rates) <= 2 ** 16, f"config.num_bins: L_max at most 2**16, got {max(rates)}")
+  codec.check_rates(config.num_bins, "config.num_bins")
   grid = tuple(config.sigma2_w_given_a_grid)
   need(len(grid) >= 1, "config.sigma2_w_given_a_grid must not be empty")
   for s in grid:
@@ -495,24 +489,16 @@ def markdown_table(results, field: str = "distortion_db") -> str:
                            anchor=ANCHOR_DB if field == "distortion_db" else None, anchor_digits=2)
 
 
-def main(argv=None):
-  """``python -m lcoupling.studies.gaussian WORKDIR_OR_RESULTS_JSON [FIELD ...]``."""
-  from lcoupling import results as results_io  # noqa: PLC0415
+def tables(results, *fields) -> str:
+  """Markdown tables of FIELD ... per L_max (default distortion_db, match_prob; any field)."""
+  common.check_fields(results, fields)
+  return "\n".join(f"\n{field}:\n\n{markdown_table(results, field)}"
+                   for field in fields or ("distortion_db", "match_prob"))
 
-  argv = sys.argv[1:] if argv is None else argv
-  if not argv:
-    print(main.__doc__)
-    return 2
-  res = results_io.load_results(argv[0])
-  study = (res.get("meta") or {}).get("study")
-  if study != "gaussian":
-    print(f"error: {argv[0]}: results.json of study {study!r}, not of the Gaussian study; print it "
-          f"with python -m lcoupling.studies.{study or 'NAME'}", file=sys.stderr)
-    return 1
-  for field in argv[1:] or ["distortion_db", "match_prob"]:
-    print(f"\n{field}:\n")
-    print(markdown_table(res, field))
-  return 0
+
+def main(argv=None) -> int:
+  """``python -m lcoupling.studies.gaussian WORKDIR_OR_RESULTS_JSON [FIELD ...]``."""
+  return common.study_main("gaussian", tables, argv)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,13 @@ import sys
 
 from lcoupling.studies.image_codec import *  # noqa: F401,F403
 from lcoupling.studies.image_codec import __all__  # noqa: F401
-from lcoupling.studies.image_codec import main
+from lcoupling.studies.image_codec import report
+
+
+def main(argv=None) -> int:
+  """``python -m lcoupling.studies.mnist WORKDIR_OR_RESULTS_JSON [FIELD ...]``."""
+  return report.main(argv, study="mnist")
+
 
 if __name__ == "__main__":
   sys.exit(main())

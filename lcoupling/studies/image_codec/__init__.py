@@ -65,7 +65,7 @@ import jax
 import numpy as np
 
 from lcoupling import data as data_lib
-from lcoupling import parallel
+from lcoupling import parallel, runner
 from lcoupling.compression import codec
 from lcoupling.compression import train as train_lib
 from lcoupling.studies import common
@@ -77,7 +77,7 @@ from lcoupling.studies.image_codec.evaluation import (CODEC_SEED, CROP_SEED, EVA
                                                       reference_record, trial_indices, trial_inputs,
                                                       trial_key, trial_outputs)
 from lcoupling.studies.image_codec.report import (PAPER_MSE_K1, main, markdown_table, plot,
-                                                  reference_table)
+                                                  reference_table, tables)
 
 __all__ = [
     "STUDY_NAMES",
@@ -111,6 +111,7 @@ __all__ = [
     "plot",
     "markdown_table",
     "reference_table",
+    "tables",
     "main",
 ]
 
@@ -147,10 +148,19 @@ def train_workdir(config, beta: float) -> pathlib.Path:
 
   The directory name holds everything that changes the training besides the
   fields ``train`` itself checks (``model.json``): the run name, the seed, the
-  PRNG implementation and the number of training images.
+  PRNG implementation and the number of training images. ``config`` must have
+  its ``{workdir}`` placeholder resolved (the runner does;
+  :func:`lcoupling.runner.resolve_workdir_paths` otherwise): a ``ValueError``
+  says so instead of creating a directory literally named ``{workdir}``.
   """
+  ckpt = str(config.checkpoint_dir)
+  if runner.WORKDIR_PLACEHOLDER in ckpt:
+    raise ValueError(
+        f"config.checkpoint_dir = {ckpt!r} holds the unresolved {runner.WORKDIR_PLACEHOLDER} "
+        "placeholder: pass the run's work directory (runner.resolve_workdir_paths(config, "
+        "workdir); --workdir on the command line) or set config.checkpoint_dir to a directory")
   run = f"{config.name}-seed{config.seed}-{config.prng_impl}-n{config.num_train_images}"
-  return pathlib.Path(config.checkpoint_dir) / run / f"beta={float(beta):g}"
+  return pathlib.Path(ckpt) / run / f"beta={float(beta):g}"
 
 
 def load_images(config, split: str) -> np.ndarray:
@@ -179,8 +189,8 @@ def load_model(config, beta: float, *, key=None, train_if_missing: bool = False,
   if not train_if_missing:
     raise FileNotFoundError(
         f"{workdir}: no VAE trained for beta={beta:g}; run the study first "
-        f"(python -m experiments.run --config configs/{dataset_of(config).name}.py[:quick] "
-        f"--workdir ...) with the same config.checkpoint_dir, or pass --train")
+        f"(python -m experiments.run --config {dataset_of(config).name}[:quick] --workdir DIR) "
+        f"and pass the same --workdir DIR (or the same config.checkpoint_dir), or pass --train")
   if key is None:
     key = jax.random.key(config.seed, impl=config.prng_impl)
   t0 = time.perf_counter()
@@ -243,13 +253,7 @@ def validate(config) -> None:
   for n in grid:
     _need(_is_int(n) and n >= 1, f"config.num_codewords_grid: every N must be an int >= 1, got {n!r}")
   _need(len(set(grid)) == len(grid), f"config.num_codewords_grid has duplicates: {grid}")
-  rates = tuple(config.get("num_bins") or ())
-  _need(len(rates) >= 1, "config.num_bins (L_max values) must not be empty")
-  for r in rates:
-    _need(codec._is_power_of_two(r) and r >= 2,
-          f"config.num_bins: every L_max must be a power of two >= 2, got {r!r}")
-  _need(len(set(rates)) == len(rates), f"config.num_bins has duplicates: {rates}")
-  _need(max(rates) <= 2**16, f"config.num_bins: L_max at most 2**16, got {max(rates)}")
+  rates = codec.check_rates(config.get("num_bins"), "config.num_bins")
   for f in ("num_decoders", "num_repeats", "chunk_size"):
     v = config.get(f)
     _need(_is_int(v) and v >= 1, f"config.{f} must be an int >= 1, got {v!r}")

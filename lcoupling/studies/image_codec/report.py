@@ -3,9 +3,10 @@
 """Tables, figures and the printer of the image compression study (from ``results.json`` only).
 
 ``python -m lcoupling.studies.mnist WORKDIR`` (or ``.cifar10``, or
-``python -m lcoupling.studies.image_codec.report WORKDIR``) prints the tables of
-a run; it refuses a ``results.json`` of another study. MSEs are on ``[0, 1]``
-pixels (``mse_*``) unless a field ends in ``_pm1``.
+``python -m lcoupling.studies.image_codec WORKDIR`` for either) prints the tables
+of a run (:func:`tables`, through :func:`lcoupling.studies.common.study_main`); it
+refuses a ``results.json`` of another study with one line naming the file. MSEs
+are on ``[0, 1]`` pixels (``mse_*``) unless a field ends in ``_pm1``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from lcoupling import plotting
 from lcoupling.studies import common
 from lcoupling.studies.image_codec.evaluation import SCHEME_NAMES, decode_hex
 
-__all__ = ["PAPER_MSE_K1", "PAPER_ANCHORS", "STUDY_NAMES", "paper_anchor", "check_results",
-           "plot", "markdown_table", "reference_table", "main"]
+__all__ = ["PAPER_MSE_K1", "PAPER_ANCHORS", "STUDY_NAMES", "paper_anchor", "plot",
+           "markdown_table", "reference_table", "tables", "main"]
 
 #: The paper's MNIST K = 1 best MSE (GLS; baseline equal) at L_max = 4..64, on [0, 1] pixels.
 PAPER_MSE_K1 = {4: 0.1027, 8: 0.0942, 16: 0.0852, 32: 0.0766, 64: 0.0693}
@@ -42,15 +43,6 @@ def _dataset(results) -> str:
     cfg = (results.get("meta") or {}).get("config") or {}
     return cfg.get("dataset", "mnist")
   return "mnist"
-
-
-def check_results(results) -> dict:
-  """``results`` if it is a ``results.json`` of this study; ``ValueError`` naming its study otherwise."""
-  study = (results.get("meta") or {}).get("study") if isinstance(results, dict) else None
-  if study not in STUDY_NAMES:
-    raise ValueError(f"results.json of study {study!r}, not of the image compression study "
-                     f"{STUDY_NAMES}; print it with python -m lcoupling.studies.{study or 'NAME'}")
-  return results
 
 
 def _cells(recs, which="selected"):
@@ -260,41 +252,43 @@ def markdown_table(results, field: str = "mse_best", which: str = "selected") ->
                            anchor=anchor or None, annotate=annotate)
 
 
-def main(argv=None):
-  """``python -m lcoupling.studies.mnist WORKDIR_OR_RESULTS_JSON [FIELD ...]``."""
-  from lcoupling import results as results_io  # noqa: PLC0415
+def tables(results, *fields) -> str:
+  """Markdown tables of FIELD ... (default: mse_best match_prob; any cell field, e.g. mse_mean).
 
-  argv = sys.argv[1:] if argv is None else argv
-  if not argv:
-    print(main.__doc__)
-    return 2
-  try:
-    res = check_results(results_io.load_results(argv[0]))
-  except ValueError as e:
-    print(f"error: {argv[0]}: {e}", file=sys.stderr)
-    return 1
-  cfg = (res.get("meta") or {}).get("config") or {}
-  print(f"{res.get('name', '')}: {cfg.get('dataset', 'mnist')}, side information "
-        f"{cfg.get('crop_size')}×{cfg.get('crop_size')} crops; MSE per source value on [0, 1] pixels "
-        f"(fields *_pm1: on [-1, 1], 4x)")
-  for field in argv[1:] or ["mse_best", "match_prob"]:
+  Each field twice: at the per-cell selection of (N, β) and on the fixed slice;
+  then the zero-rate references and the training / evaluation times.
+  """
+  common.check_fields(results, fields)
+  cfg = (results.get("meta") or {}).get("config") or {}
+  out = [f"{results.get('name', '')}: {cfg.get('dataset', 'mnist')}, side information "
+         f"{cfg.get('crop_size')}×{cfg.get('crop_size')} crops; MSE per source value on [0, 1] "
+         f"pixels (fields *_pm1: on [-1, 1], 4x)"]
+  for field in fields or ("mse_best", "match_prob"):
     for which in ("selected", "fixed"):
-      print(f"\n{field} ({which}):\n")
-      print(markdown_table(res, field, which))
-  ref = reference_table(res)
+      out += [f"\n{field} ({which}):\n", markdown_table(results, field, which)]
+  ref = reference_table(results)
   if ref:
-    print("\nzero-rate references (MSE per source value on [0, 1] pixels, no message):\n")
-    print(ref)
-  tr = [r for r in res["records"] if r.get("kind") == "training"]
+    out += ["\nzero-rate references (MSE per source value on [0, 1] pixels, no message):\n", ref]
+  tr = [r for r in results["records"] if r.get("kind") == "training"]
   if tr:
-    print("\ntraining / evaluation time per beta:")
-    for r in tr:
-      print(f"  beta={r['beta']:g}: train {r['train_seconds']:.0f} s, eval {r['eval_seconds']:.0f} s "
-            f"({r['trials_per_second']:.1f} images x repeats / s)")
-  meta = res.get("meta", {})
+    out.append("\ntraining / evaluation time per beta:")
+    out += [f"  beta={r['beta']:g}: train {r['train_seconds']:.0f} s, eval "
+            f"{r['eval_seconds']:.0f} s ({r['trials_per_second']:.1f} images x repeats / s)"
+            for r in tr]
+  meta = results.get("meta", {})
   if meta.get("wall_seconds") is not None:
-    print(f"\nwall time of the run: {meta['wall_seconds']:.0f} s")
-  return 0
+    out.append(f"\nwall time of the run: {meta['wall_seconds']:.0f} s")
+  return "\n".join(out)
+
+
+def main(argv=None, study=STUDY_NAMES) -> int:
+  """``python -m lcoupling.studies.image_codec WORKDIR_OR_RESULTS_JSON [FIELD ...]``.
+
+  ``study``: the study names accepted (``lcoupling.studies.mnist`` passes
+  ``"mnist"``, ``lcoupling.studies.cifar10`` ``"cifar10"``).
+  """
+  prog = "lcoupling.studies.image_codec" if study == STUDY_NAMES else None
+  return common.study_main(study, tables, argv, prog=prog)
 
 
 if __name__ == "__main__":
