@@ -67,5 +67,5 @@ bench: setup lm
 
 # The MNIST and Gaussian paper protocols and the benchmarks on one accelerator, timed
 # (scripts/gpu_full.sh; times in $(RUNS)/gpu_full/times.tsv).
-gpu-paper: setup data
+gpu-paper: setup data lm
 	PYTHON=$(PY) DATA_DIR=$(DATA) scripts/gpu_full.sh $(RUNS)/gpu_full

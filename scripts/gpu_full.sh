@@ -6,6 +6,8 @@
 #   1. MNIST    python -m experiments.run --config configs/mnist.py:gpu     (5 betas x 30 epochs, 10 000 test images)
 #   2. Gaussian python -m experiments.run --config configs/gaussian.py:gpu  (10 repeats x 110 000 trials)
 #   3. make bench (benchmarks/coupling.py, benchmarks/gaussian.py)
+#   4. the language-model benchmarks in bfloat16: benchmarks/lm.py (forward passes vs roofline) and
+#      benchmarks/specdec.py with SmolLM2-135M and a drafter (verification cost, tokens/s per scheme)
 # then prints the tables. Times go to OUT_DIR/times.tsv, logs to OUT_DIR/<step>.log, the device to
 # OUT_DIR/devices.txt. Every step resumes (re-running skips finished sweep points and epochs).
 #
@@ -50,6 +52,8 @@ MNIST=(--config configs/mnist.py:gpu --workdir "$OUT/mnist" --config.data_dir="$
 GAUSSIAN=(--config configs/gaussian.py:gpu --workdir "$OUT/gaussian")
 BENCH_COUPLING=()
 BENCH_GAUSSIAN=()
+BENCH_LM=(--dtype bfloat16)
+BENCH_SPECDEC=(--target smollm2-135m --drafter "${DRAFTER:-early_exit_linear:4}")
 if [[ $TINY == 1 ]]; then
   MNIST+=(--config.num_train_images=256 --config.num_test_images=16 --config.train.epochs=1
           "--config.betas=(0.15,0.55)" "--config.num_codewords_grid=(64,128)"
@@ -61,6 +65,8 @@ if [[ $TINY == 1 ]]; then
              --config.num_repeats=1 --config.chunk_size=16)
   BENCH_COUPLING=(--quick --batch 1 --reps 1)
   BENCH_GAUSSIAN=(--quick --impls threefry2x32)
+  BENCH_LM+=(--quick --reps 1 --prompt_len 16)
+  BENCH_SPECDEC+=(--quick --reps 1)
 fi
 
 step data "$PYTHON" -m lcoupling.data fetch --data_dir "$DATA_DIR"
@@ -70,6 +76,9 @@ step mnist "$PYTHON" -m experiments.run "${MNIST[@]}" ${MNIST_ARGS:-}
 step gaussian "$PYTHON" -m experiments.run "${GAUSSIAN[@]}" ${GAUSSIAN_ARGS:-}
 step bench_coupling "$PYTHON" benchmarks/coupling.py "${BENCH_COUPLING[@]}"
 step bench_gaussian "$PYTHON" benchmarks/gaussian.py "${BENCH_GAUSSIAN[@]}"
+step lm "$PYTHON" -m lcoupling.lm fetch --data_dir "$DATA_DIR"
+step bench_lm "$PYTHON" benchmarks/lm.py --data_dir "$DATA_DIR" "${BENCH_LM[@]}"
+step bench_specdec "$PYTHON" benchmarks/specdec.py --data_dir "$DATA_DIR" "${BENCH_SPECDEC[@]}"
 "$PYTHON" -m lcoupling.studies.mnist "$OUT/mnist" > "$OUT/mnist_tables.md"
 "$PYTHON" -m lcoupling.studies.gaussian "$OUT/gaussian" > "$OUT/gaussian_tables.md"
 echo

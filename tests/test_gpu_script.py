@@ -28,7 +28,8 @@ def test_gpu_full_script_plumbing(tmp_path):
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   with open(out / "times.tsv") as f:
     rows = list(csv.DictReader(f, delimiter="\t"))
-  assert [r["step"] for r in rows] == ["data", "mnist", "gaussian", "bench_coupling", "bench_gaussian"]
+  assert [r["step"] for r in rows] == ["data", "mnist", "gaussian", "bench_coupling", "bench_gaussian",
+                                       "lm", "bench_lm", "bench_specdec"]
   assert all(r["exit"] == "0" and float(r["seconds"]) > 0 for r in rows)
   mnist = json.loads((out / "mnist" / "results.json").read_text())
   assert mnist["meta"]["complete"] and mnist["meta"]["config"]["name"] == "mnist_gpu"
