@@ -52,6 +52,10 @@ STUDIES = {
     "gaussian": "lcoupling.studies.gaussian",
     "mnist": "lcoupling.studies.mnist",
     "cifar10": "lcoupling.studies.image_codec",
+    "specdec_iid": "lcoupling.studies.specdec_iid",
+    "specdec_diverse": "lcoupling.studies.specdec_diverse",
+    "specdec_matching": "lcoupling.studies.specdec_matching",
+    "specdec_consistency": "lcoupling.studies.specdec_consistency",
 }
 
 
