@@ -158,7 +158,7 @@ def plot(results, figdir) -> list[pathlib.Path]:
   plt = plotting.pyplot()
   recs = common.records(results)
   cfg = results["meta"]["config"]
-  fig, ax = plt.subplots(figsize=(7.5, 4.2))
+  fig, ax = plt.subplots(figsize=(8.5, 4.2))
   x = np.arange(len(METRICS))
   width = 0.8 / max(len(recs), 1)
   colors = {"specinfer": "C1", "gls": "C0", "gls_strong": "C9"}
@@ -171,7 +171,7 @@ def plot(results, figdir) -> list[pathlib.Path]:
   ax.set(ylim=(0, 1.05), ylabel="agreement of the two outputs",
          title=f"same seed, drafter T = {t1:g} then {t2:g} (K = {cfg['num_drafts']}, "
                f"L = {cfg['draft_length']})")
-  ax.legend(fontsize=8, loc="lower right")
+  ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
   ax.grid(alpha=0.3, axis="y")
   fig.tight_layout()
   return plotting.save(fig, pathlib.Path(figdir) / "specdec_consistency")

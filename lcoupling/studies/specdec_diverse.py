@@ -103,6 +103,11 @@ def _pair(r):
   return tuple(r["draft_temperatures"])
 
 
+def _fmt_pair(p) -> str:
+  """``(0.5, 1.0)``: one decimal at least."""
+  return "(" + ", ".join(f"{t:.1f}" if round(t, 1) == t else f"{t:g}" for t in p) + ")"
+
+
 def order_gaps(results, field: str = "block_efficiency") -> list[dict]:
   """For every pair measured in both orders, ``field(a, b) - field(b, a)`` per scheme.
 
@@ -132,12 +137,17 @@ def plot(results, figdir) -> list[pathlib.Path]:
   cfg = results["meta"]["config"]
   pairs = [tuple(p) for p in cfg["temperature_pairs"]]
   schemes = [s for s in SCHEMES if any(r["scheme"] == s for r in records)]
-  fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+  timed = any(r.get("speedup_vs_sps") is not None for r in records)
+  fig, axes = plt.subplots(1, 2 if timed else 1, figsize=(13 if timed else 6.5, 4.2),
+                           squeeze=False)
+  axes = axes[0]
   width = 0.8 / max(len(schemes), 1)
   x = np.arange(len(pairs))
   by = {(r["scheme"], _pair(r)): r for r in records}
-  for ax, field, ylabel in ((axes[0], "block_efficiency", "block efficiency"),
-                            (axes[1], "speedup_vs_sps", "token rate / token rate of SpS")):
+  panels = [(axes[0], "block_efficiency", "block efficiency")]
+  if timed:
+    panels.append((axes[1], "speedup_vs_sps", "token rate / token rate of SpS"))
+  for ax, field, ylabel in panels:
     for i, s in enumerate(schemes):
       y = [by.get((s, p), {}).get(field) for p in pairs]
       e = [by.get((s, p), {}).get(field + "_sem") or 0.0 for p in pairs]
@@ -147,15 +157,16 @@ def plot(results, figdir) -> list[pathlib.Path]:
     ref = [r for r in records if r["scheme"] == "sps" and r.get(field) is not None]
     if ref:
       ax.axhline(ref[0][field], color="k", ls=":",
-                 label=f"SpS (K = 1, drafter T = {ref[0]['draft_temperatures'][0]:g})")
-    ax.set_xticks(x, ["(" + ", ".join(f"{t:g}" for t in p) + ")" for p in pairs])
+                 label=f"SpS (K = 1, drafter T = {ref[0]['draft_temperatures'][0]:.1f})")
+    ax.set_xticks(x, [_fmt_pair(p) for p in pairs])
     ax.set(xlabel="drafter temperatures (draft 1, draft 2)", ylabel=ylabel)
     ax.grid(alpha=0.3, axis="y")
     lo = np.nanmin([by[k][field] for k in by if by[k].get(field) is not None] or [1.0])
     ax.set_ylim(bottom=min(1.0, lo) * 0.9 if field == "block_efficiency" else 0)
   axes[0].set_title(f"K = {cfg['num_drafts']}, L = {cfg['draft_length']}, target T = "
                     f"{cfg['temperature']}, top-k {cfg['top_k']}", fontsize=9)
-  axes[1].set_title("speed-up over single-draft SpS (same L)", fontsize=9)
+  if timed:
+    axes[1].set_title("speed-up over single-draft SpS (same L)", fontsize=9)
   axes[0].legend(fontsize=8)
   fig.tight_layout()
   return plotting.save(fig, pathlib.Path(figdir) / "specdec_diverse")
@@ -180,7 +191,7 @@ def markdown_table(results) -> str:
           + [f"{LABELS[s]} speed-up" for s in schemes])
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for p in pairs:
-    row = ["(" + ", ".join(f"{t:g}" for t in p) + ")"]
+    row = [_fmt_pair(p)]
     for field, digits in (("block_efficiency", 3), ("speedup_vs_sps", 2)):
       for s in schemes:
         r = by.get((s, p), {})
@@ -208,7 +219,7 @@ def gap_table(results) -> str:
   for p in pairs:
     cells = [common.fmt_mean_sem(by[(s, p)]["gap"], by[(s, p)]["gap_sem"], 3)
              if (s, p) in by else "–" for s in schemes]
-    lines.append(f"| (a, b) = ({p[0]:g}, {p[1]:g}) | " + " | ".join(cells) + " |")
+    lines.append(f"| (a, b) = {_fmt_pair(p)} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
 

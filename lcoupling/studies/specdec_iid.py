@@ -148,7 +148,8 @@ def plot(results, figdir) -> list[pathlib.Path]:
       bottom += v
     ax.set_xticks(x, [f"{LABELS.get(r['scheme'], r['scheme'])} {r['K']}" for r in rows],
                   rotation=70, fontsize=7)
-    ax.set(ylabel="ms per generated token (batch 1)", title="where the decode time goes")
+    ax.set_ylabel("ms per generated token (batch 1)")
+    ax.set_title("where the decode time goes", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
   fig.tight_layout()

@@ -256,6 +256,12 @@ _STYLE = {
 }
 
 
+def _short(spec: str) -> str:
+  """A model / drafter spec without its directories (``hf:/a/b/model`` -> ``hf:model``)."""
+  kind, sep, rest = spec.partition(":")
+  return kind + sep + pathlib.PurePath(rest).name if "/" in rest else spec
+
+
 def plot(results, figdir) -> list[pathlib.Path]:
   plt = plotting.pyplot()
   recs = sorted(common.records(results), key=lambda r: r["K"])
@@ -269,9 +275,9 @@ def plot(results, figdir) -> list[pathlib.Path]:
       ax.errorbar(k, y, yerr=2 * e, capsize=2, ms=5, **style)
     else:
       ax.plot(k, y, **{**style, "marker": style.get("marker", "")})
-  ax.set(xlabel="number of drafts K", ylabel="token-level acceptance (mean over positions)",
-         title=f"{cfg['target']} / {cfg['drafter']}, T = {cfg['temperature']}, top-k "
-               f"{cfg['top_k']}")
+  ax.set(xlabel="number of drafts K", ylabel="token-level acceptance (mean over positions)")
+  ax.set_title(f"{_short(cfg['target'])} / {_short(cfg['drafter'])}, T = {cfg['temperature']}, "
+               f"top-k {cfg['top_k']}", fontsize=9)
   ax.legend(fontsize=7)
   ax.grid(alpha=0.3)
   gap = np.array([r["gls_exact"] - r["lml"] for r in recs])
@@ -281,8 +287,8 @@ def plot(results, figdir) -> list[pathlib.Path]:
   ax2.errorbar(k, mc_gap, yerr=2 * e, fmt="o", color="C0", ms=4, capsize=2,
                label="measured GLS - LML (± 2 MC s.e.)")
   ax2.axhline(0, color="k", lw=0.5)
-  ax2.set(xlabel="number of drafts K", ylabel="acceptance gap",
-          title="how far the LML is below the matching")
+  ax2.set(xlabel="number of drafts K", ylabel="acceptance gap")
+  ax2.set_title("how far the LML is below the matching", fontsize=9)
   ax2.legend(fontsize=8)
   ax2.grid(alpha=0.3)
   for a in (ax, ax2):
