@@ -278,7 +278,7 @@ def plot(results, figdir) -> list[pathlib.Path]:
   ax.set(xlabel="number of drafts K", ylabel="token-level acceptance (mean over positions)")
   ax.set_title(f"{_short(cfg['target'])} / {_short(cfg['drafter'])}, T = {cfg['temperature']}, "
                f"top-k {cfg['top_k']}", fontsize=9)
-  ax.legend(fontsize=7)
+  ax.legend(fontsize=7, loc="upper left")
   ax.grid(alpha=0.3)
   gap = np.array([r["gls_exact"] - r["lml"] for r in recs])
   mc_gap = np.array([r["gls_matching"] - r["lml"] for r in recs])
