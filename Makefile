@@ -50,11 +50,16 @@ $(TF_VENV)/.installed-stamp: pyproject.toml
 test-tf: data $(TF_VENV)/.installed-stamp
 	$(TF_VENV)/bin/python -m pytest tests/test_data.py $(PYTEST_ARGS)
 
+# The speculative-decoding studies run SmolLM2-135M (make lm); their drafter is built once
+# and cached in $(RUNS)/drafters (config.drafter_cache_dir = {workdir}/../drafters).
 demo: setup data lm
 	$(PY) -m experiments.run --config configs/toy.py:quick --workdir $(RUNS)/toy_quick
 	$(PY) -m experiments.run --config configs/gaussian.py:quick --workdir $(RUNS)/gaussian_quick
 	$(PY) -m experiments.run --config configs/mnist.py:quick --workdir $(RUNS)/mnist_quick \
 	    --config.data_dir=$(DATA)
+	for s in specdec_iid specdec_diverse specdec_matching specdec_consistency; do \
+	  $(PY) -m experiments.run --config configs/$$s.py:quick --workdir $(RUNS)/$${s}_quick \
+	      --config.data_dir=$(DATA) || exit 1; done
 	@echo; echo "results and figures:"; ls -d $(RUNS)/*_quick/results.json $(RUNS)/*_quick/figures/*.png
 
 figures: setup

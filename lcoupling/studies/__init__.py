@@ -55,6 +55,10 @@ STUDIES = {
     "mnist": "lcoupling.studies.mnist",
     "cifar10": "lcoupling.studies.cifar10",
     "train_drafter": "lcoupling.studies.train_drafter",
+    "specdec_iid": "lcoupling.studies.specdec_iid",
+    "specdec_diverse": "lcoupling.studies.specdec_diverse",
+    "specdec_matching": "lcoupling.studies.specdec_matching",
+    "specdec_consistency": "lcoupling.studies.specdec_consistency",
 }
 
 

@@ -1,0 +1,57 @@
+# Copyright 2026 The lcoupling Authors.
+# SPDX-License-Identifier: Apache-2.0
+r"""Output consistency across drafters: same seed, drafter temperature 1.0 then 0.5.
+
+Reproduces Table 9 of Rowan, Phan & Khisti (NeurIPS 2025, arXiv:2506.05632): K = 2
+i.i.d. drafts of length L = 4, target temperature 1, top-k 50; every prompt and seed
+decoded twice with the same key, the drafter at temperature 1.0 and then 0.5; ROUGE-1/2/L
+(``rouge-score``) and the exact-match rate between the two outputs for SpecInfer, GLS
+and strong GLS (identical outputs by construction, up to float32 race flips, which are
+counted). Target SmolLM2-135M-Instruct, drafter ``early_exit_linear:4`` (shared cache
+``runs/drafters``).
+
+Commands (2-core CPU):
+
+  python -m experiments.run --config configs/specdec_consistency.py:quick --workdir runs/specdec_consistency_quick
+  python -m experiments.run --config configs/specdec_consistency.py --workdir runs/specdec_consistency
+  python -m lcoupling.studies.specdec_consistency runs/specdec_consistency_quick   # the table
+
+``:quick``: 8 prompts x 2 seeds, 32 new tokens -- about 1.5 min on the idle CPU. The
+full protocol (164 prompts x 5 seeds, 128 new tokens) extrapolates to about 8 h here.
+``schemes`` is a sweep field.
+
+Figures: ``figures/specdec_consistency.{png,pdf}`` (ROUGE and exact match per scheme).
+"""
+
+import ml_collections
+
+from lcoupling.studies import specdec_common
+
+VARIANTS = ("quick",)
+SWEEP_FIELDS = ("schemes",)
+
+
+def get_config(arg=None):
+  if arg not in (None, "", *VARIANTS):
+    raise ValueError(f"configs/specdec_consistency.py: unknown variant {arg!r}; known: "
+                     f"{VARIANTS}")
+  quick = arg == "quick"
+  c = ml_collections.ConfigDict()
+  c.name = "specdec_consistency_quick" if quick else "specdec_consistency"
+  c.description = ("Do the outputs change when the drafter changes? ROUGE and exact match "
+                   "between two decodings with the same seed, drafter T = 1.0 then 0.5.")
+  c.paper_reference = ("Rowan, Phan & Khisti 2025 (arXiv:2506.05632), Table 9 (consistency "
+                       "ablation, K = 2, L = 4)")
+  c.study = "specdec_consistency"
+  c.seed = 0
+  specdec_common.add_common_fields(c, quick=quick, timing=False)
+  c.schemes = ("specinfer", "gls", "gls_strong")
+  c.num_drafts = 2
+  c.draft_length = 4
+  c.temperature = 1.0
+  c.drafter_temperatures = (1.0, 0.5)
+  return c
+
+
+def get_sweep(config):
+  return [{"scheme": s} for s in config.schemes]

@@ -1,0 +1,68 @@
+# Copyright 2026 The lcoupling Authors.
+# SPDX-License-Identifier: Apache-2.0
+r"""Speculative decoding with diverse drafts: one drafter at two temperatures, K = 2.
+
+Reproduces Tables 2 and 4 of Rowan, Phan & Khisti (NeurIPS 2025, arXiv:2506.05632):
+K = 2 drafts of length L = 5, target temperature 2.0, top-k 50; draft row k from the
+drafter at temperature t_k for the pairs (0.5, 1.0), (1.0, 0.5), (1.0, 1.0),
+(1.5, 1.0), (1.0, 1.5), (2.0, 1.0), (1.0, 2.0); GLS and strong GLS (symmetric in the
+rows) against SpecInfer (tries row 0 first: sensitive to the order); SpS with one
+draft at temperature 1.0 is the speed-up reference. Target SmolLM2-135M-Instruct,
+drafter ``early_exit_linear:4`` (shared cache ``runs/drafters``, see
+configs/specdec_iid.py).
+
+Commands (2-core CPU):
+
+  python -m experiments.run --config configs/specdec_diverse.py:quick --workdir runs/specdec_diverse_quick
+  python -m experiments.run --config configs/specdec_diverse.py --workdir runs/specdec_diverse
+  python -m lcoupling.studies.specdec_diverse runs/specdec_diverse_quick   # the tables
+
+``:quick``: 8 prompts x 2 seeds, 32 new tokens, the pairs (0.5, 1.0), (1.0, 0.5),
+(1.0, 2.0), (2.0, 1.0) (two swaps), GLS and SpecInfer; token rate on 2 prompts x 1
+seed -- about 2.5 min on the idle CPU. The full protocol (164 prompts x 5 seeds, 128
+new tokens, 7 pairs x 3 schemes) extrapolates to about 25 h on this CPU: a GPU job.
+``temperature_pairs`` and ``schemes`` are sweep fields.
+
+Figures: ``figures/specdec_diverse.{png,pdf}`` (BE and speed-up per temperature pair).
+"""
+
+import ml_collections
+
+from lcoupling.studies import specdec_common
+
+VARIANTS = ("quick",)
+SWEEP_FIELDS = ("temperature_pairs", "schemes", "reference_draft_temperature")
+
+PAPER_PAIRS = ((0.5, 1.0), (1.0, 0.5), (1.0, 1.0), (1.5, 1.0), (1.0, 1.5), (2.0, 1.0), (1.0, 2.0))
+
+
+def get_config(arg=None):
+  if arg not in (None, "", *VARIANTS):
+    raise ValueError(f"configs/specdec_diverse.py: unknown variant {arg!r}; known: {VARIANTS}")
+  quick = arg == "quick"
+  c = ml_collections.ConfigDict()
+  c.name = "specdec_diverse_quick" if quick else "specdec_diverse"
+  c.description = ("Multi-draft speculative decoding with diverse drafts (one drafter at two "
+                   "temperatures): GLS vs SpecInfer and their sensitivity to draft order.")
+  c.paper_reference = ("Rowan, Phan & Khisti 2025 (arXiv:2506.05632), Tables 2 and 4 (K = 2, "
+                       "L = 5, target T = 2, top-k 50)")
+  c.study = "specdec_diverse"
+  c.seed = 0
+  specdec_common.add_common_fields(c, quick=quick)
+  c.schemes = ("gls", "specinfer") if quick else ("gls", "gls_strong", "specinfer")
+  c.num_drafts = 2
+  c.draft_length = 5
+  c.temperature = 2.0
+  # quick: one swapped pair (the drafter at the target's temperature 2.0 first, then second)
+  c.temperature_pairs = ((1.0, 2.0), (2.0, 1.0)) if quick else PAPER_PAIRS
+  c.reference_draft_temperature = 1.0  # sps with one draft at this temperature (0: none)
+  return c
+
+
+def get_sweep(config):
+  points = [{"scheme": s, "draft_temperatures": [float(t) for t in pair]}
+            for pair in config.temperature_pairs for s in config.schemes]
+  if config.reference_draft_temperature:
+    points.append({"scheme": "sps",
+                   "draft_temperatures": [float(config.reference_draft_temperature)]})
+  return points

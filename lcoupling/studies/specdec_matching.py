@@ -1,0 +1,351 @@
+# Copyright 2026 The lcoupling Authors.
+# SPDX-License-Identifier: Apache-2.0
+r"""Token-level matching on a language model's real next-token distributions.
+
+For every seed ``s`` and prompt ``i`` the target continues the prompt
+(``scheme="autoregressive"``, the key ``fold_in(fold_in(key, s), i)``,
+temperature ``config.temperature``, top-k) for ``max_new_tokens`` tokens.
+At every position ``t`` of a continuation (the prefix = prompt + the first
+``t`` generated tokens, teacher-forced in one cache-free pass of each model)
+``q_t`` is the target's and ``p_t`` the drafter's next-token distribution,
+both after temperature and top-k. They are compared on the union of their two
+top-k supports (at most ``2 top_k`` tokens; both are zero elsewhere, so every
+quantity below is exact on it). For each ``K`` (sweep points ``{"K": K}``):
+
+* ``gls_matching`` -- **measured** GLS matching, Monte Carlo:
+  ``config.num_mc_samples`` draws of :func:`lcoupling.gls_sample` per
+  position (``K`` i.i.d. drafts from ``p_t``, target ``q_t``), the fraction
+  with ``Y in {X_1..X_K}``;
+* ``gls_exact`` -- :func:`lcoupling.bounds.gls_acceptance_probability`
+  (exact, quadrature);
+* ``lml`` -- the list matching lemma :func:`lcoupling.bounds.list_matching_lemma`;
+* ``specinfer_acceptance``, ``spectr_acceptance`` -- Monte Carlo of the
+  token-level verifiers (:func:`lcoupling.verifiers.simulate`) with the same
+  sample keys; ``spectr_exact`` -- SpecTr's closed form
+  :math:`1 - (1 - \beta(\rho^*))^K`;
+* ``single_draft`` -- :math:`\sum_x \min(p_t(x), q_t(x))`, the ``K = 1``
+  speculative-sampling acceptance (the same for every ``K``).
+
+Every value is the mean over the positions of all continuations of a seed,
+then mean +- SEM over seeds; Monte-Carlo values also carry ``*_mc_stderr``,
+the Monte-Carlo standard error of that mean. Monte-Carlo sample ``j`` at
+position ``t`` of prompt ``i`` under seed ``s`` uses
+``fold_in(fold_in(fold_in(fold_in(fold_in(key, MC_STREAM), s), i), t), j)``:
+the same for every ``K`` and every scheme (common random numbers), and
+disjoint from the generation keys.
+
+Reproduces Tables 7 and 8 of Rowan, Phan & Khisti (NeurIPS 2025,
+arXiv:2506.05632): the LML as a lower bound of the measured GLS matching on a
+real drafter / target pair, ``K in {2, 4, 6, 8}``, temperature 1, top-k 50.
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lcoupling import bounds, core, plotting, specdec, verifiers
+from lcoupling.studies import common
+from lcoupling.studies import specdec_common as sc
+
+__all__ = ["MC_STREAM", "FIELDS", "validate", "run_point", "summarize", "plot",
+           "position_distributions", "markdown_table", "tables", "main"]
+
+#: Stream of the Monte-Carlo keys, folded into the run key before the seed (seeds are far
+#: below it, so these keys never meet a generation key ``fold_in(key, seed)``).
+MC_STREAM = 0x6D617463
+#: Record fields (each with ``_sem``; the Monte-Carlo ones also with ``_mc_stderr``).
+FIELDS = ("gls_matching", "gls_exact", "lml", "specinfer_acceptance", "spectr_acceptance",
+          "spectr_exact", "single_draft")
+_MC = {"gls_matching": 0, "specinfer_acceptance": 1, "spectr_acceptance": 2}
+_MAX_SEEDS = 1 << 20
+
+
+def validate(config) -> None:
+  sc.validate_common(config)
+  sc.need(1 <= config.top_k <= 512, f"config.top_k must be in [1, 512] for the matching study "
+          f"(distributions are compared on the union of the two top-k supports), got "
+          f"{config.top_k}")
+  sc.need(config.num_seeds < _MAX_SEEDS, f"config.num_seeds must be < {_MAX_SEEDS}")
+  sc.check_int_tuple(config, "num_drafts", 1, allow_empty=False)
+  sc.check_positive(config.temperature, "temperature")
+  sc.check_int(config, "num_mc_samples", 1)
+  sc.check_int(config, "mc_positions_per_call", 1)
+
+
+# --------------------------------------------------------------------------
+# The distributions along the target's own continuations (computed once per process).
+# --------------------------------------------------------------------------
+
+_DISTS: dict = {}
+
+
+@functools.partial(jax.jit, static_argnames=("temperature", "top_k"))
+def _union_dists(target, drafter, tokens, temperature, top_k):
+  """``(ids, p, q)`` ``[B, W, 2 top_k]``: both top-k supports, each id once (the second
+  copy of an id in both gets zero mass in ``p``; ``q`` is zero off its own top-k)."""
+  def filtered(model):
+    sup = specdec.support(model.logits(tokens), temperature, top_k)
+    return sup.ids, jax.nn.softmax(sup.logits, axis=-1)
+
+  ids_q, q = filtered(target)
+  ids_p, p = filtered(drafter)
+  same = ids_p[..., :, None] == ids_q[..., None, :]  # [B, W, k_p, k_q]
+  p_at_q = jnp.sum(jnp.where(same, p[..., :, None], 0.0), axis=-2)
+  p_rest = jnp.where(jnp.any(same, axis=-1), 0.0, p)
+  ids = jnp.concatenate([ids_q, ids_p], axis=-1)
+  return ids, jnp.concatenate([p_at_q, p_rest], -1), jnp.concatenate([q, jnp.zeros_like(q)], -1)
+
+
+def position_distributions(key, config) -> list[dict]:
+  """Per seed: ``p, q float32[n, M]`` at every continuation position, and their addresses.
+
+  Returns one dict per seed with ``p``, ``q``, ``prompt`` (index in the
+  prompt set) and ``position`` (0-based index of the generated token the
+  distribution predicts) arrays.
+  """
+  cache_key = (config.target, config.dtype, config.drafter, config.prompts,
+               config.prompt_format, tuple(config.prompt_indices), config.num_seeds,
+               config.max_new_tokens, config.temperature, config.top_k, config.stop_at_eos,
+               str(jax.random.key_data(key).tolist()))
+  if cache_key in _DISTS:
+    return _DISTS[cache_key]
+  loaded = sc.load_target(config)
+  drafter = sc.load_drafter(config, loaded)
+  prompts = sc.load_prompts(config, loaded.tokenizer)
+  seeds = list(range(config.num_seeds))
+  batch = sc.generate_batch(key, config, loaded.model, None, prompts, seeds,
+                            scheme="autoregressive", num_drafts=1, draft_length=1,
+                            temperature=config.temperature, eos=sc.eos_id(config, loaded))
+  buf, lens = prompts.buffer(config.prompt_pad_multiple)
+  width = buf.shape[1] + config.max_new_tokens
+  rows = 2  # sequences per cache-free pass (two [rows, width, V] logit arrays live at once)
+  out = []
+  for s in seeds:
+    seqs = np.zeros((len(prompts.indices), width), np.int32)
+    for i, n in enumerate(lens):
+      g = batch.length[s, i]
+      seqs[i, :n] = buf[i, :n]
+      seqs[i, n:n + g] = batch.tokens[s, i, :g]
+    ps, qs, pidx, tidx = [], [], [], []
+    for lo in range(0, len(seqs), rows):
+      chunk = seqs[lo:lo + rows]
+      chunk = np.concatenate([chunk, np.repeat(chunk[-1:], rows - len(chunk), 0)])
+      _, p, q = jax.device_get(_union_dists(loaded.model, drafter, jnp.asarray(chunk),
+                                            float(config.temperature), config.top_k))
+      for r in range(min(rows, len(seqs) - lo)):
+        i = lo + r
+        n, g = int(lens[i]), int(batch.length[s, i])
+        sl = slice(n - 1, n - 1 + g)  # position t predicts generated token t
+        ps.append(p[r, sl]), qs.append(q[r, sl])
+        pidx.append(np.full(g, prompts.indices[i])), tidx.append(np.arange(g))
+    out.append({"p": np.concatenate(ps), "q": np.concatenate(qs),
+                "prompt": np.concatenate(pidx), "position": np.concatenate(tidx)})
+  _DISTS.clear()  # keep one set
+  _DISTS[cache_key] = out
+  return out
+
+
+# --------------------------------------------------------------------------
+# Exact values and Monte Carlo per position.
+# --------------------------------------------------------------------------
+
+
+def _log(x):
+  return jnp.where(x > 0, jnp.log(jnp.where(x > 0, x, 1.0)), -jnp.inf)
+
+
+@functools.partial(jax.jit, static_argnames=("num_drafts",))
+def _exact(p, q, num_drafts):
+  def one(p, q):
+    rho, beta = verifiers.spectr_rho(p, q, num_drafts)
+    spectr = -jnp.expm1(num_drafts * jnp.log1p(-jnp.minimum(beta, 1.0)))
+    return jnp.stack([bounds.gls_acceptance_probability(p, q, num_drafts),
+                      bounds.list_matching_lemma(p, q, num_drafts), spectr,
+                      jnp.sum(jnp.minimum(p, q))])
+  return jax.lax.map(lambda pq: one(*pq), (p, q), batch_size=64)
+
+
+@functools.partial(jax.jit, static_argnames=("num_drafts", "num_samples", "batch"))
+def _monte_carlo(keys, p, q, num_drafts, num_samples, batch):
+  """Acceptance frequencies ``[n, 3]`` (GLS, SpecInfer, SpecTr) per position."""
+  def one(args):
+    key, lp, lq = args
+
+    def sample(j):
+      k = jax.random.fold_in(key, j)
+      gls = core.gls_sample(k, lp, lq, num_drafts=num_drafts).accepted
+      si = verifiers.simulate(k, "specinfer", lp, lq, num_drafts)[1]
+      st = verifiers.simulate(k, "spectr", lp, lq, num_drafts)[1]
+      return jnp.stack([gls, si, st]).astype(jnp.float32)
+
+    return jnp.mean(jax.vmap(sample)(jnp.arange(num_samples)), axis=0)
+
+  return jax.lax.map(one, (keys, _log(p), _log(q)), batch_size=batch)
+
+
+def _mc_keys(key, seed, prompts, positions):
+  base = jax.random.fold_in(jax.random.fold_in(key, MC_STREAM), seed)
+  return jax.vmap(lambda i, t: jax.random.fold_in(jax.random.fold_in(base, i), t))(
+      jnp.asarray(prompts, jnp.uint32), jnp.asarray(positions, jnp.uint32))
+
+
+def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
+  del mesh, progress
+  k = int(point["K"])
+  dists = position_distributions(key, config)
+  per_seed = {f: [] for f in FIELDS}
+  mc_var = {f: [] for f in _MC}
+  positions = []
+  for s, d in enumerate(dists):
+    p, q = jnp.asarray(d["p"]), jnp.asarray(d["q"])
+    exact = np.asarray(_exact(p, q, k), np.float64)
+    keys = _mc_keys(key, s, d["prompt"], d["position"])
+    mc = np.asarray(_monte_carlo(keys, p, q, k, config.num_mc_samples,
+                                 config.mc_positions_per_call), np.float64)
+    n = len(exact)
+    positions.append(n)
+    for f, col in (("gls_exact", 0), ("lml", 1), ("spectr_exact", 2), ("single_draft", 3)):
+      per_seed[f].append(float(exact[:, col].mean()))
+    for f, col in _MC.items():
+      a = mc[:, col]
+      per_seed[f].append(float(a.mean()))
+      # variance of the mean over positions of per-position binomial frequencies
+      mc_var[f].append(float(np.sum(a * (1 - a) / config.num_mc_samples)) / n ** 2)
+  rec = {"K": k, "num_positions_per_seed": positions, "num_mc_samples": config.num_mc_samples,
+         "num_seeds": len(dists), "num_prompts": len(set(dists[0]["prompt"].tolist()))}
+  for f in FIELDS:
+    rec[f + "_per_seed"] = per_seed[f]
+  for f in _MC:
+    rec[f + "_mc_var_per_seed"] = mc_var[f]
+  return [rec]
+
+
+def summarize(config, point_records) -> list[dict]:
+  del config
+  out = []
+  for recs in point_records:
+    for r in recs:
+      r = dict(r)
+      for f in FIELDS:
+        r[f], r[f + "_sem"] = sc.seed_stats(r[f + "_per_seed"])
+      for f in _MC:
+        v = r[f + "_mc_var_per_seed"]
+        r[f + "_mc_stderr"] = float(np.sqrt(np.sum(v)) / len(v))  # of the mean over seeds
+      out.append(r)
+  return sorted(out, key=lambda r: r["K"])
+
+
+# --------------------------------------------------------------------------
+# Figures and tables (from results.json only).
+# --------------------------------------------------------------------------
+
+_STYLE = {
+    "gls_exact": dict(color="C0", ls="-", label="GLS (exact)"),
+    "gls_matching": dict(color="C0", marker="o", ls="none", label="GLS (measured, Monte Carlo)"),
+    "lml": dict(color="C0", ls="--", label="list matching lemma"),
+    "specinfer_acceptance": dict(color="C1", marker="s", ls=":", label="SpecInfer (Monte Carlo)"),
+    "spectr_exact": dict(color="C2", ls="-", label="SpecTr (exact)"),
+    "spectr_acceptance": dict(color="C2", marker="^", ls="none", label="SpecTr (Monte Carlo)"),
+    "single_draft": dict(color="k", ls=":", label=r"single draft $\sum\min(p,q)$"),
+}
+
+
+def _short(spec: str) -> str:
+  """A model / drafter spec without its directories (``hf:/a/b/model`` -> ``hf:model``)."""
+  kind, sep, rest = spec.partition(":")
+  return kind + sep + pathlib.PurePath(rest).name if "/" in rest else spec
+
+
+def plot(results, figdir) -> list[pathlib.Path]:
+  plt = plotting.pyplot()
+  recs = sorted(common.records(results), key=lambda r: r["K"])
+  cfg = results["meta"]["config"]
+  k = np.array([r["K"] for r in recs])
+  fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+  for f, style in _STYLE.items():
+    y = np.array([r[f] for r in recs], float)
+    if style.get("marker") and style.get("ls") == "none":
+      e = np.array([r.get(f + "_mc_stderr") or 0.0 for r in recs])
+      ax.errorbar(k, y, yerr=2 * e, capsize=2, ms=5, **style)
+    else:
+      ax.plot(k, y, **{**style, "marker": style.get("marker", "")})
+  ax.set(xlabel="number of drafts K", ylabel="token-level acceptance (mean over positions)")
+  ax.set_title(f"{_short(cfg['target'])} / {_short(cfg['drafter'])}, T = {cfg['temperature']}, "
+               f"top-k {cfg['top_k']}", fontsize=9)
+  ax.legend(fontsize=7, loc="upper left")
+  ax.grid(alpha=0.3)
+  gap = np.array([r["gls_exact"] - r["lml"] for r in recs])
+  mc_gap = np.array([r["gls_matching"] - r["lml"] for r in recs])
+  e = np.array([r.get("gls_matching_mc_stderr") or 0.0 for r in recs])
+  ax2.plot(k, gap, "C0-", label="exact GLS - LML")
+  ax2.errorbar(k, mc_gap, yerr=2 * e, fmt="o", color="C0", ms=4, capsize=2,
+               label="measured GLS - LML (± 2 MC s.e.)")
+  ax2.axhline(0, color="k", lw=0.5)
+  ax2.set(xlabel="number of drafts K", ylabel="acceptance gap")
+  ax2.set_title("how far the LML is below the matching", fontsize=9)
+  ax2.legend(fontsize=8)
+  ax2.grid(alpha=0.3)
+  for a in (ax, ax2):
+    a.xaxis.set_major_locator(plotting.integer_locator())
+  fig.tight_layout()
+  return plotting.save(fig, pathlib.Path(figdir) / "specdec_matching")
+
+
+def markdown_table(results) -> str:
+  """One row per K: measured GLS matching (± MC s.e.), exact, LML, SpecInfer, SpecTr.
+
+  Example:
+    >>> r = {"K": 2, "gls_matching": 0.5012, "gls_matching_mc_stderr": 0.0011, "gls_exact": 0.5,
+    ...      "lml": 0.49, "specinfer_acceptance": 0.52, "spectr_acceptance": 0.53,
+    ...      "spectr_exact": 0.531, "single_draft": 0.4}
+    >>> print(markdown_table({"records": [r]}))
+    | K | GLS measured | GLS exact | LML | exact - LML | SpecInfer | SpecTr (MC) | SpecTr exact | single draft |
+    |---|---|---|---|---|---|---|---|---|
+    | 2 | 0.5012 ± 0.0011 | 0.5000 | 0.4900 | 0.0100 | 0.5200 | 0.5300 | 0.5310 | 0.4000 |
+  """
+  recs = sorted(common.records(results), key=lambda r: r["K"])
+  head = ["K", "GLS measured", "GLS exact", "LML", "exact - LML", "SpecInfer", "SpecTr (MC)",
+          "SpecTr exact", "single draft"]
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for r in recs:
+    cells = [str(r["K"]), common.fmt_mean_sem(r["gls_matching"], r.get("gls_matching_mc_stderr"),
+                                              4)]
+    cells += [f"{r[f]:.4f}" for f in ("gls_exact", "lml")]
+    cells.append(f"{r['gls_exact'] - r['lml']:.4f}")
+    cells += [f"{r[f]:.4f}" for f in ("specinfer_acceptance", "spectr_acceptance",
+                                      "spectr_exact", "single_draft")]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def tables(results, *args) -> str:
+  """Prints the matching table (mean over positions, then over seeds)."""
+  if args:
+    raise ValueError(f"unexpected arguments {list(args)}: the printer takes only the results")
+  recs = common.records(results)
+  if not recs:
+    return "no records yet"
+  cfg = results["meta"]["config"]
+  r0 = recs[0]
+  n = sum(r0["num_positions_per_seed"])
+  note = (f"{r0['num_prompts']} prompts x {r0['num_seeds']} seeds, {n} positions of target "
+          f"continuations ({cfg['max_new_tokens']} new tokens), T = {cfg['temperature']}, top-k "
+          f"{cfg['top_k']}, drafter {cfg['drafter']}; Monte Carlo: {r0['num_mc_samples']} "
+          "samples per position (± = its standard error; the SEM over seeds, which includes the "
+          "variation of the sampled continuations, is in results.json)")
+  return note + "\n\n" + markdown_table(results)
+
+
+def main(argv=None) -> int:
+  """``python -m lcoupling.studies.specdec_matching WORKDIR_OR_RESULTS_JSON``: prints the table."""
+  return common.study_main("specdec_matching", tables, argv)
+
+
+if __name__ == "__main__":
+  sys.exit(main())
