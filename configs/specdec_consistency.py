@@ -16,7 +16,8 @@ Commands (2-core CPU):
   python -m experiments.run --config configs/specdec_consistency.py --workdir runs/specdec_consistency
   python -m lcoupling.studies.specdec_consistency runs/specdec_consistency_quick   # the table
 
-``:quick``: 8 prompts x 2 seeds, 32 new tokens -- about 1.5 min on the idle CPU. The
+``:quick``: 6 prompts x 2 seeds, 24 new tokens -- 1.5 min on the idle CPU (97 s
+measured). The
 full protocol (164 prompts x 5 seeds, 128 new tokens) extrapolates to about 8 h here.
 ``schemes`` is a sweep field.
 

@@ -17,9 +17,9 @@ Commands (2-core CPU):
   python -m experiments.run --config configs/specdec_diverse.py --workdir runs/specdec_diverse
   python -m lcoupling.studies.specdec_diverse runs/specdec_diverse_quick   # the tables
 
-``:quick``: 8 prompts x 2 seeds, 32 new tokens, the pairs (0.5, 1.0), (1.0, 0.5),
-(1.0, 2.0), (2.0, 1.0) (two swaps), GLS and SpecInfer; token rate on 2 prompts x 1
-seed -- about 2.5 min on the idle CPU. The full protocol (164 prompts x 5 seeds, 128
+``:quick``: 6 prompts x 2 seeds, 24 new tokens, one swapped pair (1.0, 2.0) /
+(2.0, 1.0), GLS and SpecInfer; token rate on 1 prompt x 1 seed -- 2 min on the idle
+CPU (111 s measured). The full protocol (164 prompts x 5 seeds, 128
 new tokens, 7 pairs x 3 schemes) extrapolates to about 25 h on this CPU: a GPU job.
 ``temperature_pairs`` and ``schemes`` are sweep fields.
 

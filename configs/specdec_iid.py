@@ -9,7 +9,7 @@ and SpecTr against single-draft SpS / Daliri (K = 1) and plain autoregressive
 decoding. Target SmolLM2-135M-Instruct (``make lm``); drafter
 ``early_exit_linear:4`` (its first 4 blocks + a ridge-fitted linear adapter + its
 head, built in about a minute from HumanEval prompts 0..109 and cached in
-``runs/drafters``; the quick run decodes 8 held-out prompts of 110..163).
+``runs/drafters``; the quick run decodes 6 held-out prompts of 110..163).
 
 Commands (2-core CPU):
 
@@ -17,9 +17,9 @@ Commands (2-core CPU):
   python -m experiments.run --config configs/specdec_iid.py --workdir runs/specdec_iid
   python -m lcoupling.studies.specdec_iid runs/specdec_iid_quick      # the table
 
-``:quick``: 8 prompts x 2 seeds, 32 new tokens, K in {2, 4}; token rate on 2
-prompts x 1 seed -- about 3.5 min on the idle CPU (see the README for the
-measurement). The full protocol (164 prompts x 5 seeds, 128 new tokens,
+``:quick``: 6 prompts x 2 seeds, 24 new tokens, K in {2, 4}; token rate on 1
+prompt x 1 seed -- 5 min on the idle CPU (310 s measured, including the one-off
+drafter build). The full protocol (164 prompts x 5 seeds, 128 new tokens,
 K in {2, 4, 6, 8}, token rate on 6 prompts x 2 seeds) extrapolates to about
 30 h on this CPU: a GPU job (same command; bfloat16 there).
 Adding K values to a finished run computes only the new points

@@ -16,8 +16,9 @@ Commands (2-core CPU):
   python -m experiments.run --config configs/specdec_matching.py --workdir runs/specdec_matching
   python -m lcoupling.studies.specdec_matching runs/specdec_matching_quick   # the table
 
-``:quick``: 8 prompts x 2 seeds, 32-token continuations (about 500 positions), K in
-{2, 4, 8}, 1000 Monte-Carlo samples per position -- about 1.5 min on the idle CPU. The
+``:quick``: 6 prompts x 2 seeds, 24-token continuations (288 positions), K in
+{2, 4, 8}, 1000 Monte-Carlo samples per position -- 1 min on the idle CPU (51 s
+measured). The
 full protocol (164 prompts x 5 seeds, 128-token continuations: ~100 000 positions,
 2000 samples each) extrapolates to about 6 h on this CPU (most of it Monte Carlo).
 ``num_drafts`` is a sweep field.

@@ -76,8 +76,9 @@ from lcoupling.studies import common
 
 __all__ = ["PROMPT_FORMATS", "add_common_fields", "validate_common", "need", "check_int",
            "check_positive", "check_int_tuple", "load_target", "load_prompts", "load_drafter",
-           "Prompts", "sequence_key", "eos_id", "Batch", "generate_batch", "time_generation",
-           "seed_stats", "specdec_point", "summarize_specdec", "SPEEDUP_REFERENCE"]
+           "Prompts", "check_prompt_set", "prompt_texts", "sequence_key", "eos_id", "Batch", "generate_batch", "time_generation",
+           "seed_stats", "specdec_point", "summarize_specdec", "SPEEDUP_REFERENCE",
+           "printed_tables"]
 
 PROMPT_FORMATS = ("raw", "chat")
 #: The scheme whose token rate ``speedup_vs_sps`` divides by (same ``L``).
@@ -152,7 +153,8 @@ def check_int_tuple(config, field: str, minimum: int, *, allow_empty: bool) -> t
   return tuple(v)
 
 
-def _check_prompt_set(config, field: str) -> None:
+def check_prompt_set(config, field: str) -> None:
+  """Checks that ``config[field]`` is ``'humaneval'`` or ``'jsonl:PATH'`` of an existing file."""
   spec = config[field]
   need(isinstance(spec, str) and (spec == "humaneval" or (spec.startswith("jsonl:") and
                                                          len(spec) > 6)),
@@ -183,7 +185,7 @@ def validate_common(config) -> None:
     raise ValueError(f"config.drafter: {e}") from None
   need(config.dtype in ("auto", "float32", "bfloat16"),
        f"config.dtype must be 'auto', 'float32' or 'bfloat16', got {config.dtype!r}")
-  _check_prompt_set(config, "prompts")
+  check_prompt_set(config, "prompts")
   need(config.prompt_format in PROMPT_FORMATS,
        f"config.prompt_format must be one of {PROMPT_FORMATS}, got {config.prompt_format!r}")
   need(isinstance(config.prompt_field, str) and config.prompt_field,
@@ -191,7 +193,7 @@ def validate_common(config) -> None:
   check_int_tuple(config, "prompt_indices", 0, allow_empty=True)
   kind, _ = drafters.parse_spec(config.drafter)
   if kind in ("soft_bigram", "early_exit_linear"):
-    _check_prompt_set(config, "drafter_corpus")
+    check_prompt_set(config, "drafter_corpus")
     check_int_tuple(config, "drafter_corpus_indices", 0, allow_empty=True)
   need(isinstance(config.drafter_cache_dir, str) and config.drafter_cache_dir,
        "config.drafter_cache_dir must be a non-empty path")
@@ -243,7 +245,8 @@ def load_target(config):
                                           data_dir=config.data_dir))
 
 
-def _prompt_texts(spec: str, field: str, data_dir) -> list[str]:
+def prompt_texts(spec: str, field: str, data_dir) -> list[str]:
+  """The texts of a prompt set (``'humaneval'`` or ``'jsonl:PATH'``, field ``field``)."""
   from lcoupling import lm  # noqa: PLC0415
 
   if spec == "humaneval":
@@ -288,7 +291,7 @@ def load_prompts(config, tokenizer, *, spec_field: str = "prompts",
   key = (spec, config.prompt_field, config.prompt_format, str(pathlib.Path(
       config.data_dir).resolve()), id(tokenizer))
   if key not in _PROMPTS:
-    texts = _prompt_texts(spec, config.prompt_field, config.data_dir)
+    texts = prompt_texts(spec, config.prompt_field, config.data_dir)
     try:
       tokens = tuple(tuple(_encode(tokenizer, t, config.prompt_format)) for t in texts)
     except ValueError as e:
@@ -601,3 +604,17 @@ def summarize_specdec(point_records, *, reference_key) -> list[dict]:
     r["speedup_vs_sps"], r["speedup_vs_sps_sem"] = seed_stats(ratio)
     out.append(r)
   return out
+
+
+def printed_tables(results, args, note, body) -> str:
+  """What a study's printer prints: ``note(config, first_record)``, a blank line, ``body(results)``.
+
+  ``args`` are the printer's extra command-line arguments (none allowed);
+  ``"no records yet"`` before the first point is done.
+  """
+  if args:
+    raise ValueError(f"unexpected arguments {list(args)}: the printer takes only the results")
+  recs = common.records(results)
+  if not recs:
+    return "no records yet"
+  return note(results["meta"]["config"], recs[0]) + "\n\n" + body(results)

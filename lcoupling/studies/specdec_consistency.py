@@ -198,20 +198,16 @@ def markdown_table(results) -> str:
   return "\n".join(lines)
 
 
-def tables(results, *args) -> str:
-  """Prints the consistency table (no extra arguments)."""
-  if args:
-    raise ValueError(f"unexpected arguments {list(args)}: the printer takes only the results")
-  recs = common.records(results)
-  if not recs:
-    return "no records yet"
-  cfg = results["meta"]["config"]
-  r0 = recs[0]
-  note = (f"{r0['num_prompts']} prompts x {r0['num_seeds']} seeds, {cfg['max_new_tokens']} new "
+def _note(cfg, r0) -> str:
+  return (f"{r0['num_prompts']} prompts x {r0['num_seeds']} seeds, {cfg['max_new_tokens']} new "
           f"tokens, K = {cfg['num_drafts']}, L = {cfg['draft_length']}, target T = "
           f"{cfg['temperature']}, drafter {cfg['drafter']} at T = "
           f"{cfg['drafter_temperatures'][0]:g} then {cfg['drafter_temperatures'][1]:g}")
-  return note + "\n\n" + markdown_table(results)
+
+
+def tables(results, *args) -> str:
+  """Prints the consistency table (no extra arguments)."""
+  return sc.printed_tables(results, args, _note, markdown_table)
 
 
 def main(argv=None) -> int:

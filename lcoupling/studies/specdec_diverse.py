@@ -223,23 +223,23 @@ def gap_table(results) -> str:
   return "\n".join(lines)
 
 
-def tables(results, *args) -> str:
-  """Prints the BE / speed-up table per temperature pair and the order-gap table."""
-  if args:
-    raise ValueError(f"unexpected arguments {list(args)}: the printer takes only the results")
-  recs = common.records(results)
-  if not recs:
-    return "no records yet"
-  cfg = results["meta"]["config"]
-  r0 = recs[0]
-  note = (f"{r0['num_prompts']} prompts x {r0['num_seeds']} seeds, {cfg['max_new_tokens']} new "
+def _note(cfg, r0) -> str:
+  return (f"{r0['num_prompts']} prompts x {r0['num_seeds']} seeds, {cfg['max_new_tokens']} new "
           f"tokens, K = {cfg['num_drafts']}, L = {cfg['draft_length']}, target T = "
           f"{cfg['temperature']}, top-k {cfg['top_k']}, drafter {cfg['drafter']}")
-  out = [note, "", markdown_table(results)]
+
+
+def _body(results) -> str:
+  out = [markdown_table(results)]
   gaps = gap_table(results)
   if gaps:
     out += ["", "draft-order sensitivity (same keys, seed-paired):", "", gaps]
   return "\n".join(out)
+
+
+def tables(results, *args) -> str:
+  """Prints the BE / speed-up table per temperature pair and the order-gap table."""
+  return sc.printed_tables(results, args, _note, _body)
 
 
 def main(argv=None) -> int:

@@ -187,20 +187,16 @@ def markdown_table(results) -> str:
   return "\n".join(lines)
 
 
-def tables(results, *args) -> str:
-  """Prints the block-efficiency / token-rate table (no extra arguments)."""
-  if args:
-    raise ValueError(f"unexpected arguments {list(args)}: the printer takes only the results")
-  recs = common.records(results)
-  if not recs:
-    return "no records yet"
-  cfg = results["meta"]["config"]
-  r0 = recs[0]
-  note = (f"{r0['num_prompts']} prompts x {r0['num_seeds']} seeds, {cfg['max_new_tokens']} new "
+def _note(cfg, r0) -> str:
+  return (f"{r0['num_prompts']} prompts x {r0['num_seeds']} seeds, {cfg['max_new_tokens']} new "
           f"tokens, T = {cfg['temperature']}, top-k {cfg['top_k']}, drafter {cfg['drafter']}; "
           f"token rate: batch 1 on prompts {list(cfg['timing_prompts'])}, "
           f"{cfg['timing_seeds']} seed(s)")
-  return note + "\n\n" + markdown_table(results)
+
+
+def tables(results, *args) -> str:
+  """Prints the block-efficiency / token-rate table (no extra arguments)."""
+  return sc.printed_tables(results, args, _note, markdown_table)
 
 
 def main(argv=None) -> int:

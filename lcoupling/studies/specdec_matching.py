@@ -324,22 +324,18 @@ def markdown_table(results) -> str:
   return "\n".join(lines)
 
 
-def tables(results, *args) -> str:
-  """Prints the matching table (mean over positions, then over seeds)."""
-  if args:
-    raise ValueError(f"unexpected arguments {list(args)}: the printer takes only the results")
-  recs = common.records(results)
-  if not recs:
-    return "no records yet"
-  cfg = results["meta"]["config"]
-  r0 = recs[0]
+def _note(cfg, r0) -> str:
   n = sum(r0["num_positions_per_seed"])
-  note = (f"{r0['num_prompts']} prompts x {r0['num_seeds']} seeds, {n} positions of target "
+  return (f"{r0['num_prompts']} prompts x {r0['num_seeds']} seeds, {n} positions of target "
           f"continuations ({cfg['max_new_tokens']} new tokens), T = {cfg['temperature']}, top-k "
           f"{cfg['top_k']}, drafter {cfg['drafter']}; Monte Carlo: {r0['num_mc_samples']} "
           "samples per position (± = its standard error; the SEM over seeds, which includes the "
           "variation of the sampled continuations, is in results.json)")
-  return note + "\n\n" + markdown_table(results)
+
+
+def tables(results, *args) -> str:
+  """Prints the matching table (mean over positions, then over seeds)."""
+  return sc.printed_tables(results, args, _note, markdown_table)
 
 
 def main(argv=None) -> int:

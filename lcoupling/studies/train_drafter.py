@@ -39,7 +39,6 @@ Records: ``drafter`` (the name), ``spec``, ``layers``, ``adapter``, ``alpha``,
 
 from __future__ import annotations
 
-import functools
 import json
 import pathlib
 import statistics
@@ -53,9 +52,10 @@ import numpy as np
 from lcoupling import plotting, results as results_lib
 from lcoupling.lm import distill, drafters
 from lcoupling.studies import common
+from lcoupling.studies import specdec_common as sc
 
 __all__ = ["validate", "run_point", "summarize", "plot", "tables", "drafter_name", "main",
-           "load_target", "load_prompts", "corpus"]
+           "corpus"]
 
 _CORPUS, _SPS, _TRAIN = 0, 1, 2  # key streams
 
@@ -68,6 +68,7 @@ def drafter_name(point) -> str:
 
 
 def validate(config) -> None:
+  sc.check_prompt_set(config, "prompts")
   for field in ("num_new_tokens", "num_seeds", "draft_length", "window", "teacher_top",
                 "timing_steps", "max_new_tokens", "corpus_batch_size"):
     if config[field] < 1:
@@ -113,25 +114,6 @@ def sweep(config) -> list[dict]:
   return [_parse(s) for s in config.drafters]
 
 
-@functools.lru_cache(maxsize=2)
-def load_target(spec: str, data_dir: str, dtype: str | None):
-  """``lcoupling.lm.load``, cached: sweep points of one run share the loaded model."""
-  from lcoupling import lm  # noqa: PLC0415
-
-  return lm.load(spec, data_dir=data_dir, dtype=dtype)
-
-
-def load_prompts(source: str, data_dir: str, field: str = "prompt") -> list[str]:
-  """``"humaneval"`` (the 164 problems) or ``"jsonl:PATH"`` (a user's file)."""
-  from lcoupling.lm import prompts  # noqa: PLC0415
-
-  if source == "humaneval":
-    return prompts.humaneval_prompts(data_dir)
-  if source.startswith("jsonl:") and len(source) > 6:
-    return prompts.read_prompts_jsonl(source[6:], field)
-  raise ValueError(f"config.prompts must be 'humaneval' or 'jsonl:PATH', got {source!r}")
-
-
 def corpus(key, config, cache_file: pathlib.Path | None = None, *, progress: bool = False
            ) -> dict:
   """The training / held-out sequences (prompt + target continuation), cached in ``cache_file``.
@@ -147,8 +129,8 @@ def corpus(key, config, cache_file: pathlib.Path | None = None, *, progress: boo
       return data
   from lcoupling import parallel  # noqa: PLC0415
 
-  llm = load_target(config.target, config.data_dir, config.dtype)
-  texts = load_prompts(config.prompts, config.data_dir, config.prompt_field)
+  llm = sc.load_target(config)
+  texts = sc.prompt_texts(config.prompts, config.prompt_field, config.data_dir)
   out = {"settings": settings}
   for part in ("train", "heldout"):
     lo, hi = config[f"{part}_prompts"]
@@ -236,7 +218,7 @@ def _sps_block_efficiency(key, llm, drafter, heldout, config):
 def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
   del mesh
   workdir = pathlib.Path(config.output_dir)
-  llm = load_target(config.target, config.data_dir, config.dtype)
+  llm = sc.load_target(config)
   data = corpus(key, config, workdir / "corpus.json", progress=progress)
   train_seqs = [e["tokens"] for e in data["train"]]
   name = drafter_name(point)
