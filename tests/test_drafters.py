@@ -178,3 +178,29 @@ def test_continuations_are_exact_samples_and_batching_free(target):
     gen = specdec.generate(jax.random.fold_in(key, i), target, jnp.asarray(p),
                            scheme="autoregressive", max_new_tokens=5, top_k=8)
     assert a[i] == p + np.asarray(gen.tokens).tolist()
+
+
+def test_model_drafter_is_a_second_checkpoint(tmp_path):
+  """``model:hf:DIR`` loads another checkpoint as the drafter; with the target's own weights
+  every SpS draft is accepted (block efficiency L + 1), and a different vocabulary is refused."""
+  import lm_helpers  # noqa: PLC0415
+  from lcoupling import lm  # noqa: PLC0415
+
+  tok = lm_helpers.tiny_tokenizer()
+  cfg = lm_helpers.hf_config("llama", 320)
+  lm_helpers.write_hf_checkpoint(tmp_path / "t", cfg, lm_helpers.random_hf_weights(cfg, 0), tok)
+  tgt = lm.load(f"hf:{tmp_path / 't'}").model
+  drafter = distill.load_drafter(f"model:hf:{tmp_path / 't'}", tgt)
+  assert drafter is not tgt
+  prompt = jnp.asarray(tok.encode("def add(a, b):").ids)
+  keys = jax.random.split(jax.random.key(0), 8)
+  out = jax.vmap(lambda k: specdec.generate(k, tgt, prompt, scheme="sps", drafter=drafter,
+                                            draft_length=3, max_new_tokens=12, top_k=16))(keys)
+  np.testing.assert_array_equal(out.num_blocks, 3)  # 12 tokens = 3 blocks of L + 1 = 4
+  np.testing.assert_array_equal(out.accepted_lengths[:, :3], 3)
+  cfg2 = dict(cfg, vocab_size=cfg["vocab_size"] + 64)  # a padded embedding table
+  lm_helpers.write_hf_checkpoint(tmp_path / "d", cfg2, lm_helpers.random_hf_weights(cfg2, 1),
+                                 tok)
+  other = distill.load_drafter(f"model:hf:{tmp_path / 'd'}", tgt)
+  with pytest.raises(ValueError, match="vocab"):
+    specdec.generate(keys[0], tgt, prompt, scheme="sps", drafter=other, max_new_tokens=4)
