@@ -190,8 +190,11 @@ def _step_ms(model, batch: int, steps: int, length: int = 256) -> float:
   return 1e3 * statistics.median(times)
 
 
-def _sps_block_efficiency(key, llm, drafter, heldout, config):
-  """Block efficiency of single-draft speculative sampling per seed (held-out prompts)."""
+def _sps_block_efficiency(key, llm, drafter, heldout, config, done=lambda: None):
+  """Block efficiency of single-draft speculative sampling per seed (held-out prompts).
+
+  ``done()`` is called after each seed (a progress bar's ``update``).
+  """
   from lcoupling import specdec  # noqa: PLC0415
 
   prompts = [e["tokens"][:e["prompt_length"]] for e in heldout]
@@ -212,6 +215,7 @@ def _sps_block_efficiency(key, llm, drafter, heldout, config):
         jnp.asarray([e["index"] for e in heldout], jnp.uint32))
     gen = run(keys, jnp.asarray(buf), jnp.asarray(lengths))
     per_seed.append(float(np.sum(gen.length) / np.sum(gen.num_target_calls)))
+    done()
   return per_seed
 
 
@@ -233,14 +237,22 @@ def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
       "num_train_sequences": len(train_seqs)})
   heldout = data["heldout"]
   seqs, starts = [e["tokens"] for e in heldout], [e["prompt_length"] for e in heldout]
-  alpha = distill.acceptance(drafter, llm.model, seqs, starts, temperature=config.temperature,
-                             top_k=config.top_k)
-  alpha_full = distill.acceptance(drafter, llm.model, seqs, starts,
-                                  temperature=config.temperature)
-  be = _sps_block_efficiency(key, llm, drafter, heldout, config)
-  be_mean, be_sem = common.mean_sem(be)
-  draft_ms = _step_ms(drafter, 1, config.timing_steps)
-  target_ms = _step_ms(llm.model, 1, config.timing_steps)
+  from lcoupling import parallel  # noqa: PLC0415
+
+  with parallel.progress_bar(4 + config.num_seeds, f"evaluate {name}", enabled=progress,
+                             unit="stage") as bar:
+    alpha = distill.acceptance(drafter, llm.model, seqs, starts, temperature=config.temperature,
+                               top_k=config.top_k)
+    bar.update()
+    alpha_full = distill.acceptance(drafter, llm.model, seqs, starts,
+                                    temperature=config.temperature)
+    bar.update()
+    be = _sps_block_efficiency(key, llm, drafter, heldout, config, bar.update)
+    be_mean, be_sem = common.mean_sem(be)
+    draft_ms = _step_ms(drafter, 1, config.timing_steps)
+    bar.update()
+    target_ms = _step_ms(llm.model, 1, config.timing_steps)
+    bar.update()
   length = config.draft_length
   return [{
       "drafter": name, "spec": f"dir:{directory}", "layers": point.get("layers"),
