@@ -21,7 +21,14 @@ Commands (2-core CPU):
 measured). The
 full protocol (164 prompts x 5 seeds, 128-token continuations: ~100 000 positions,
 2000 samples each) extrapolates to about 6 h on this CPU (most of it Monte Carlo).
-``num_drafts`` is a sweep field.
+``:diverse_quick`` / ``:diverse``: the same sizes, target temperature 2.0 and K = 2
+draft rows with the diverse study's seven drafter-temperature pairs
+(``draft_temperature_pairs``): GLS exact / measured / LML against SpecInfer in both
+row orders, the token-level reason for the diverse study's block efficiencies.
+
+  python -m experiments.run --config configs/specdec_matching.py:diverse_quick --workdir runs/specdec_matching_diverse_quick
+
+``num_drafts`` and ``draft_temperature_pairs`` are sweep fields.
 
 Figures: ``figures/specdec_matching.{png,pdf}``.
 """
@@ -30,16 +37,18 @@ import ml_collections
 
 from lcoupling.studies import specdec_common
 
-VARIANTS = ("quick",)
-SWEEP_FIELDS = ("num_drafts",)
+VARIANTS = ("quick", "diverse", "diverse_quick")
+SWEEP_FIELDS = ("num_drafts", "draft_temperature_pairs")
+#: The diverse-drafts study's temperature pairs (configs/specdec_diverse.py).
+PAPER_PAIRS = ((0.5, 1.0), (1.0, 0.5), (1.0, 1.0), (1.5, 1.0), (1.0, 1.5), (2.0, 1.0), (1.0, 2.0))
 
 
 def get_config(arg=None):
   if arg not in (None, "", *VARIANTS):
     raise ValueError(f"configs/specdec_matching.py: unknown variant {arg!r}; known: {VARIANTS}")
-  quick = arg == "quick"
+  quick = arg in ("quick", "diverse_quick")
   c = ml_collections.ConfigDict()
-  c.name = "specdec_matching_quick" if quick else "specdec_matching"
+  c.name = "specdec_matching" + ("" if not arg else "_" + arg)
   c.description = ("Token-level matching of GLS on a drafter / target pair's real next-token "
                    "distributions: Monte Carlo vs exact vs the list matching lemma, with "
                    "SpecInfer and SpecTr.")
@@ -50,10 +59,17 @@ def get_config(arg=None):
   specdec_common.add_common_fields(c, quick=quick, timing=False)
   c.num_drafts = (2, 4, 8) if quick else (2, 4, 6, 8)
   c.temperature = 1.0
+  c.draft_temperature_pairs = ()
+  if arg in ("diverse", "diverse_quick"):  # the token-level view of configs/specdec_diverse.py
+    c.temperature = 2.0
+    c.num_drafts = ()
+    c.draft_temperature_pairs = PAPER_PAIRS
   c.num_mc_samples = 1000 if quick else 2000
   c.mc_positions_per_call = 16  # positions per vectorised Monte-Carlo call (memory)
   return c
 
 
 def get_sweep(config):
-  return [{"K": int(k)} for k in config.num_drafts]
+  points = [{"K": int(k)} for k in config.num_drafts]
+  return points + [{"K": len(pair), "draft_temperatures": [float(t) for t in pair]}
+                   for pair in config.draft_temperature_pairs]

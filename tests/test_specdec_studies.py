@@ -134,6 +134,32 @@ def test_matching_study(tiny, capsys):
   assert "| 3 |" in out and "Monte Carlo" in out
 
 
+def test_matching_study_diverse_drafts(tiny, capsys):
+  """Diverse draft rows: Monte Carlo of GLS and SpecInfer against their exact values, the
+  diverse LML below GLS; SpecInfer depends on the row order, GLS does not."""
+  d, common = tiny
+  overrides = dict(common, num_drafts=(), draft_temperature_pairs=((0.5, 1.0), (1.0, 0.5)),
+                   temperature=1.5, num_mc_samples=4000)
+  res = _run("configs/specdec_matching.py:diverse_quick", overrides, d / "matching_diverse")
+  recs = res["records"]
+  assert [r["draft_temperatures"] for r in recs] == [[0.5, 1.0], [1.0, 0.5]]
+  for r in recs:
+    assert r["K"] == 2
+    for measured, exact in (("gls_matching", "gls_exact"),
+                            ("specinfer_acceptance", "specinfer_exact")):
+      se = r[measured + "_mc_stderr"]
+      assert 0 < se < 0.01 and abs(r[measured] - r[exact]) <= 4 * se, (measured, r)
+    assert r["gls_exact"] >= r["lml"] - 1e-5
+  a, b = recs
+  np.testing.assert_allclose(a["gls_exact"], b["gls_exact"], rtol=1e-5)  # symmetric in rows
+  np.testing.assert_allclose(a["specinfer_exact"], b["specinfer_exact_swapped"], rtol=1e-6)
+  assert abs(a["specinfer_exact"] - b["specinfer_exact"]) > 1e-3  # the order matters
+  figs = sorted(p.name for p in (d / "matching_diverse" / "figures").iterdir())
+  assert figs == ["specdec_matching_diverse.pdf", "specdec_matching_diverse.png"]
+  out = _printed(specdec_matching, d / "matching_diverse", capsys)
+  assert "| (0.5, 1.0) |" in out and "| K |" not in out
+
+
 def test_consistency_study(tiny, capsys):
   d, common = tiny
   overrides = dict(common, draft_length=2)
@@ -173,6 +199,8 @@ def test_consistency_study(tiny, capsys):
     ("specdec_diverse", {"temperature_pairs": ((1.0, -1.0),)},
      r"config\.temperature_pairs must be a finite number > 0"),
     ("specdec_matching", {"top_k": 0}, r"config\.top_k must be in \[1, 512\]"),
+    ("specdec_matching", {"num_drafts": ()}, r"config\.num_drafts and config\.draft_temperatu"),
+    ("specdec_matching", {"draft_temperature_pairs": ((1.0,),)}, r"draft_temperature_pairs: every"),
     ("specdec_matching", {"num_mc_samples": 0}, r"config\.num_mc_samples must be an int >= 1"),
     ("specdec_consistency", {"drafter_temperatures": (1.0,)},
      r"config\.drafter_temperatures must hold two"),

@@ -34,6 +34,18 @@ position ``t`` of prompt ``i`` under seed ``s`` uses
 the same for every ``K`` and every scheme (common random numbers), and
 disjoint from the generation keys.
 
+Diverse drafts (points ``{"K": K, "draft_temperatures": [t_1, .., t_K]}``, from
+``config.draft_temperature_pairs``): draft row ``k`` from the drafter at
+temperature ``t_k`` (``q`` stays at ``config.temperature``); ``gls_matching``
+(Monte Carlo), ``gls_exact`` and ``lml`` for ``K`` different proposals
+(:func:`lcoupling.bounds.gls_acceptance_probability`,
+:func:`lcoupling.bounds.diverse_list_matching_lemma`), SpecInfer measured
+(``specinfer_acceptance``) and in closed form in the given and the reversed
+row order (``specinfer_exact``, ``specinfer_exact_swapped``,
+:func:`specinfer_acceptance_exact`), and ``single_draft`` of the first row.
+This is the token-level view of the diverse-drafts study
+(:mod:`lcoupling.studies.specdec_diverse`).
+
 Reproduces Tables 7 and 8 of Rowan, Phan & Khisti (NeurIPS 2025,
 arXiv:2506.05632): the LML as a lower bound of the measured GLS matching on a
 real drafter / target pair, ``K in {2, 4, 6, 8}``, temperature 1, top-k 50.
@@ -63,6 +75,11 @@ MC_STREAM = 0x6D617463
 FIELDS = ("gls_matching", "gls_exact", "lml", "specinfer_acceptance", "spectr_acceptance",
           "spectr_exact", "single_draft")
 _MC = {"gls_matching": 0, "specinfer_acceptance": 1, "spectr_acceptance": 2}
+#: Record fields of a diverse point (``draft_temperatures`` set): SpecTr needs i.i.d. drafts,
+#: SpecInfer depends on the row order (``specinfer_exact``: as given, ``_swapped``: reversed).
+DIVERSE_FIELDS = ("gls_matching", "gls_exact", "lml", "specinfer_acceptance", "specinfer_exact",
+                  "specinfer_exact_swapped", "single_draft")
+_MC_DIVERSE = {"gls_matching": 0, "specinfer_acceptance": 1}
 _MAX_SEEDS = 1 << 20
 
 
@@ -72,7 +89,18 @@ def validate(config) -> None:
           f"(distributions are compared on the union of the two top-k supports), got "
           f"{config.top_k}")
   sc.need(config.num_seeds < _MAX_SEEDS, f"config.num_seeds must be < {_MAX_SEEDS}")
-  sc.check_int_tuple(config, "num_drafts", 1, allow_empty=False)
+  sc.check_int_tuple(config, "num_drafts", 1, allow_empty=True)
+  pairs = config.draft_temperature_pairs
+  sc.need(isinstance(pairs, (tuple, list)), "config.draft_temperature_pairs must be a tuple of "
+          f"temperature tuples, got {pairs!r}")
+  for pair in pairs:
+    sc.need(isinstance(pair, (tuple, list)) and len(pair) >= 2,
+            f"config.draft_temperature_pairs: every entry must hold >= 2 temperatures (one per "
+            f"draft row), got {pair!r}")
+    for t in pair:
+      sc.check_positive(t, "draft_temperature_pairs")
+  sc.need(len(config.num_drafts) + len(pairs) > 0,
+          "config.num_drafts and config.draft_temperature_pairs are both empty: nothing to run")
   sc.check_positive(config.temperature, "temperature")
   sc.check_int(config, "num_mc_samples", 1)
   sc.check_int(config, "mc_positions_per_call", 1)
@@ -82,19 +110,24 @@ def validate(config) -> None:
 # The distributions along the target's own continuations (computed once per process).
 # --------------------------------------------------------------------------
 
+_CONTINUATIONS: dict = {}
 _DISTS: dict = {}
 
 
-@functools.partial(jax.jit, static_argnames=("temperature", "top_k"))
-def _union_dists(target, drafter, tokens, temperature, top_k):
+@functools.partial(jax.jit, static_argnames=("temperature", "draft_temperature", "top_k"))
+def _union_dists(target, drafter, tokens, temperature, draft_temperature, top_k):
   """``(ids, p, q)`` ``[B, W, 2 top_k]``: both top-k supports, each id once (the second
-  copy of an id in both gets zero mass in ``p``; ``q`` is zero off its own top-k)."""
-  def filtered(model):
-    sup = specdec.support(model.logits(tokens), temperature, top_k)
+  copy of an id in both gets zero mass in ``p``; ``q`` is zero off its own top-k).
+
+  The drafter's top-k set does not depend on its temperature, so ``ids`` (and
+  the positions of ``p``) are the same for every ``draft_temperature``.
+  """
+  def filtered(model, t):
+    sup = specdec.support(model.logits(tokens), t, top_k)
     return sup.ids, jax.nn.softmax(sup.logits, axis=-1)
 
-  ids_q, q = filtered(target)
-  ids_p, p = filtered(drafter)
+  ids_q, q = filtered(target, temperature)
+  ids_p, p = filtered(drafter, draft_temperature)
   same = ids_p[..., :, None] == ids_q[..., None, :]  # [B, W, k_p, k_q]
   p_at_q = jnp.sum(jnp.where(same, p[..., :, None], 0.0), axis=-2)
   p_rest = jnp.where(jnp.any(same, axis=-1), 0.0, p)
@@ -102,31 +135,45 @@ def _union_dists(target, drafter, tokens, temperature, top_k):
   return ids, jnp.concatenate([p_at_q, p_rest], -1), jnp.concatenate([q, jnp.zeros_like(q)], -1)
 
 
-def position_distributions(key, config) -> list[dict]:
-  """Per seed: ``p, q float32[n, M]`` at every continuation position, and their addresses.
-
-  Returns one dict per seed with ``p``, ``q``, ``prompt`` (index in the
-  prompt set) and ``position`` (0-based index of the generated token the
-  distribution predicts) arrays.
-  """
+def _continuations(key, config):
+  """The target's continuations of the selected prompts (cached): ``(loaded, drafter,
+  prompts, buf, lens, batch)`` (:func:`specdec_common.generate_batch` output)."""
   cache_key = (config.target, config.dtype, config.drafter, config.prompts,
                config.prompt_format, tuple(config.prompt_indices), config.num_seeds,
                config.max_new_tokens, config.temperature, config.top_k, config.stop_at_eos,
                str(jax.random.key_data(key).tolist()))
-  if cache_key in _DISTS:
-    return _DISTS[cache_key]
-  loaded = sc.load_target(config)
-  drafter = sc.load_drafter(config, loaded)
-  prompts = sc.load_prompts(config, loaded.tokenizer)
-  seeds = list(range(config.num_seeds))
-  batch = sc.generate_batch(key, config, loaded.model, None, prompts, seeds,
-                            scheme="autoregressive", num_drafts=1, draft_length=1,
-                            temperature=config.temperature, eos=sc.eos_id(config, loaded))
-  buf, lens = prompts.buffer(config.prompt_pad_multiple)
+  if cache_key not in _CONTINUATIONS:
+    loaded = sc.load_target(config)
+    drafter = sc.load_drafter(config, loaded)
+    prompts = sc.load_prompts(config, loaded.tokenizer)
+    batch = sc.generate_batch(key, config, loaded.model, None, prompts,
+                              list(range(config.num_seeds)), scheme="autoregressive",
+                              num_drafts=1, draft_length=1, temperature=config.temperature,
+                              eos=sc.eos_id(config, loaded))
+    buf, lens = prompts.buffer(config.prompt_pad_multiple)
+    _CONTINUATIONS.clear()  # keep one set
+    _DISTS.clear()
+    _CONTINUATIONS[cache_key] = (loaded, drafter, prompts, buf, lens, batch)
+  return cache_key, _CONTINUATIONS[cache_key]
+
+
+def position_distributions(key, config, draft_temperature: float | None = None) -> list[dict]:
+  """Per seed: ``p, q float32[n, M]`` at every continuation position, and their addresses.
+
+  ``q`` is the target's distribution at ``config.temperature``, ``p`` the
+  drafter's at ``draft_temperature`` (default: the same). Returns one dict per
+  seed with ``p``, ``q``, ``prompt`` (index in the prompt set) and
+  ``position`` (0-based index of the generated token the distribution
+  predicts) arrays.
+  """
+  t_draft = float(config.temperature if draft_temperature is None else draft_temperature)
+  cont_key, (loaded, drafter, prompts, buf, lens, batch) = _continuations(key, config)
+  if (cont_key, t_draft) in _DISTS:
+    return _DISTS[(cont_key, t_draft)]
   width = buf.shape[1] + config.max_new_tokens
   rows = 2  # sequences per cache-free pass (two [rows, width, V] logit arrays live at once)
   out = []
-  for s in seeds:
+  for s in range(config.num_seeds):
     seqs = np.zeros((len(prompts.indices), width), np.int32)
     for i, n in enumerate(lens):
       g = batch.length[s, i]
@@ -137,7 +184,7 @@ def position_distributions(key, config) -> list[dict]:
       chunk = seqs[lo:lo + rows]
       chunk = np.concatenate([chunk, np.repeat(chunk[-1:], rows - len(chunk), 0)])
       _, p, q = jax.device_get(_union_dists(loaded.model, drafter, jnp.asarray(chunk),
-                                            float(config.temperature), config.top_k))
+                                            float(config.temperature), t_draft, config.top_k))
       for r in range(min(rows, len(seqs) - lo)):
         i = lo + r
         n, g = int(lens[i]), int(batch.length[s, i])
@@ -146,8 +193,7 @@ def position_distributions(key, config) -> list[dict]:
         pidx.append(np.full(g, prompts.indices[i])), tidx.append(np.arange(g))
     out.append({"p": np.concatenate(ps), "q": np.concatenate(qs),
                 "prompt": np.concatenate(pidx), "position": np.concatenate(tidx)})
-  _DISTS.clear()  # keep one set
-  _DISTS[cache_key] = out
+  _DISTS[(cont_key, t_draft)] = out
   return out
 
 
@@ -189,14 +235,105 @@ def _monte_carlo(keys, p, q, num_drafts, num_samples, batch):
   return jax.lax.map(one, (keys, _log(p), _log(q)), batch_size=batch)
 
 
+def specinfer_acceptance_exact(ps, q) -> jax.Array:
+  r"""SpecInfer's token-level acceptance with drafts from ``ps[0], ps[1], ...``, in this order.
+
+  Recursive rejection sampling accepts draft ``k`` with probability
+  :math:`\min(1, r_k(x)/p_k(x))` and otherwise moves to the residual
+  :math:`r_{k+1} \propto \max(r_k - p_k, 0)`, :math:`r_0 = q`. With the
+  unnormalised residual :math:`m_k = c_k r_k` (:math:`c_k` the probability
+  that drafts ``0..k-1`` were all rejected, the mass of :math:`m_k`),
+  :math:`m_{k+1} = \max(m_k - c_k p_k, 0)` and the acceptance is
+  :math:`1 - \sum_x m_K(x)`.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> q = jnp.array([0.2, 0.3, 0.5])
+    >>> float(specinfer_acceptance_exact(jnp.array([[0.2, 0.3, 0.5]]), q))  # p = q
+    1.0
+    >>> ps = jnp.array([[0.8, 0.1, 0.1], [0.1, 0.1, 0.8]])
+    >>> round(float(specinfer_acceptance_exact(ps, q)), 4), round(float(
+    ...     specinfer_acceptance_exact(ps[::-1], q)), 4)  # order matters
+    (0.86, 0.83)
+  """
+  m = q
+  for k in range(ps.shape[0]):
+    m = jnp.maximum(m - jnp.sum(m) * ps[k], 0.0)
+  return 1.0 - jnp.sum(m)
+
+
+@jax.jit
+def _exact_diverse(ps, q):
+  """``[n, 5]``: exact GLS, diverse LML, SpecInfer in the given and the swapped row order,
+  and ``sum min(p_0, q)``, for ``ps [n, K, M]``, ``q [n, M]``."""
+  def one(ps, q):
+    return jnp.stack([bounds.gls_acceptance_probability(ps, q),
+                      bounds.diverse_list_matching_lemma(ps, q),
+                      specinfer_acceptance_exact(ps, q), specinfer_acceptance_exact(ps[::-1], q),
+                      jnp.sum(jnp.minimum(ps[0], q))])
+  return jax.lax.map(lambda pq: one(*pq), (ps, q), batch_size=64)
+
+
+@functools.partial(jax.jit, static_argnames=("num_samples", "batch"))
+def _monte_carlo_diverse(keys, ps, q, num_samples, batch):
+  """Acceptance frequencies ``[n, 2]`` (GLS, SpecInfer in the given order), one proposal
+  per draft row (``ps [n, K, M]``)."""
+  def one(args):
+    key, lps, lq = args
+
+    def sample(j):
+      k = jax.random.fold_in(key, j)
+      gls = core.gls_sample(k, lps, lq, num_drafts=lps.shape[0]).accepted
+      si = verifiers.simulate(k, "specinfer", lps, lq, lps.shape[0])[1]
+      return jnp.stack([gls, si]).astype(jnp.float32)
+
+    return jnp.mean(jax.vmap(sample)(jnp.arange(num_samples)), axis=0)
+
+  return jax.lax.map(one, (keys, _log(ps), _log(q)), batch_size=batch)
+
+
 def _mc_keys(key, seed, prompts, positions):
   base = jax.random.fold_in(jax.random.fold_in(key, MC_STREAM), seed)
   return jax.vmap(lambda i, t: jax.random.fold_in(jax.random.fold_in(base, i), t))(
       jnp.asarray(prompts, jnp.uint32), jnp.asarray(positions, jnp.uint32))
 
 
+def _diverse_point(key, config, temps) -> list[dict]:
+  """Two or more draft rows, row ``k`` from the drafter at ``temps[k]``."""
+  dists = [position_distributions(key, config, t) for t in temps]
+  per_seed = {f: [] for f in DIVERSE_FIELDS}
+  mc_var = {f: [] for f in _MC_DIVERSE}
+  positions = []
+  for s in range(len(dists[0])):
+    q = jnp.asarray(dists[0][s]["q"])
+    ps = jnp.stack([jnp.asarray(d[s]["p"]) for d in dists], axis=1)  # [n, K, M]
+    exact = np.asarray(_exact_diverse(ps, q), np.float64)
+    keys = _mc_keys(key, s, dists[0][s]["prompt"], dists[0][s]["position"])
+    mc = np.asarray(_monte_carlo_diverse(keys, ps, q, config.num_mc_samples,
+                                         config.mc_positions_per_call), np.float64)
+    n = len(exact)
+    positions.append(n)
+    for col, f in enumerate(("gls_exact", "lml", "specinfer_exact", "specinfer_exact_swapped",
+                             "single_draft")):
+      per_seed[f].append(float(exact[:, col].mean()))
+    for f, col in _MC_DIVERSE.items():
+      a = mc[:, col]
+      per_seed[f].append(float(a.mean()))
+      mc_var[f].append(float(np.sum(a * (1 - a) / config.num_mc_samples)) / n ** 2)
+  rec = {"K": len(temps), "draft_temperatures": [float(t) for t in temps],
+         "num_positions_per_seed": positions, "num_mc_samples": config.num_mc_samples,
+         "num_seeds": len(positions), "num_prompts": len(set(dists[0][0]["prompt"].tolist()))}
+  for f in DIVERSE_FIELDS:
+    rec[f + "_per_seed"] = per_seed[f]
+  for f in _MC_DIVERSE:
+    rec[f + "_mc_var_per_seed"] = mc_var[f]
+  return [rec]
+
+
 def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
   del mesh, progress
+  if point.get("draft_temperatures"):
+    return _diverse_point(key, config, tuple(point["draft_temperatures"]))
   k = int(point["K"])
   dists = position_distributions(key, config)
   per_seed = {f: [] for f in FIELDS}
@@ -217,7 +354,7 @@ def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
       per_seed[f].append(float(a.mean()))
       # variance of the mean over positions of per-position binomial frequencies
       mc_var[f].append(float(np.sum(a * (1 - a) / config.num_mc_samples)) / n ** 2)
-  rec = {"K": k, "num_positions_per_seed": positions, "num_mc_samples": config.num_mc_samples,
+  rec = {"K": k, "draft_temperatures": None, "num_positions_per_seed": positions, "num_mc_samples": config.num_mc_samples,
          "num_seeds": len(dists), "num_prompts": len(set(dists[0]["prompt"].tolist()))}
   for f in FIELDS:
     rec[f + "_per_seed"] = per_seed[f]
@@ -232,13 +369,15 @@ def summarize(config, point_records) -> list[dict]:
   for recs in point_records:
     for r in recs:
       r = dict(r)
-      for f in FIELDS:
+      diverse = bool(r.get("draft_temperatures"))
+      for f in DIVERSE_FIELDS if diverse else FIELDS:
         r[f], r[f + "_sem"] = sc.seed_stats(r[f + "_per_seed"])
-      for f in _MC:
+      for f in _MC_DIVERSE if diverse else _MC:
         v = r[f + "_mc_var_per_seed"]
         r[f + "_mc_stderr"] = float(np.sqrt(np.sum(v)) / len(v))  # of the mean over seeds
       out.append(r)
-  return sorted(out, key=lambda r: r["K"])
+  return sorted(out, key=lambda r: (bool(r.get("draft_temperatures")), r["K"],
+                                    r.get("draft_temperatures") or []))
 
 
 # --------------------------------------------------------------------------
@@ -262,9 +401,52 @@ def _short(spec: str) -> str:
   return kind + sep + pathlib.PurePath(rest).name if "/" in rest else spec
 
 
+def _split(results) -> tuple[list[dict], list[dict]]:
+  """(i.i.d. records sorted by K, diverse records in sweep order)."""
+  recs = common.records(results)
+  iid = sorted((r for r in recs if not r.get("draft_temperatures")), key=lambda r: r["K"])
+  return iid, [r for r in recs if r.get("draft_temperatures")]
+
+
+def _pair_label(r) -> str:
+  return "(" + ", ".join(str(float(t)) for t in r["draft_temperatures"]) + ")"
+
+
 def plot(results, figdir) -> list[pathlib.Path]:
+  iid, diverse = _split(results)
+  paths = _plot_iid(results, iid, figdir) if iid else []
+  if diverse:
+    paths += _plot_diverse(results, diverse, figdir)
+  return paths
+
+
+def _plot_diverse(results, recs, figdir) -> list[pathlib.Path]:
   plt = plotting.pyplot()
-  recs = sorted(common.records(results), key=lambda r: r["K"])
+  cfg = results["meta"]["config"]
+  x = np.arange(len(recs))
+  fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(recs) + 2), 4.2))
+  bars = (("gls_exact", "GLS (exact)", "C0"), ("lml", "list matching lemma", "C9"),
+          ("specinfer_exact", "SpecInfer (this order)", "C1"),
+          ("specinfer_exact_swapped", "SpecInfer (rows swapped)", "C3"))
+  width = 0.8 / len(bars)
+  for n, (f, label, color) in enumerate(bars):
+    ax.bar(x + (n - (len(bars) - 1) / 2) * width, [r[f] for r in recs], width, label=label,
+           color=color)
+  ax.errorbar(x - 1.5 * width, [r["gls_matching"] for r in recs],
+              yerr=[2 * (r.get("gls_matching_mc_stderr") or 0.0) for r in recs], fmt="ko", ms=3,
+              label="GLS measured (± 2 MC s.e.)")
+  ax.set_xticks(x, [_pair_label(r) for r in recs])
+  ax.set(xlabel="drafter temperatures of the draft rows", ylabel="token-level acceptance")
+  ax.set_title(f"diverse drafts: {_short(cfg['target'])} / {_short(cfg['drafter'])}, target T = "
+               f"{cfg['temperature']}, top-k {cfg['top_k']}", fontsize=9)
+  ax.legend(fontsize=7)
+  ax.grid(alpha=0.3, axis="y")
+  fig.tight_layout()
+  return plotting.save(fig, pathlib.Path(figdir) / "specdec_matching_diverse")
+
+
+def _plot_iid(results, recs, figdir) -> list[pathlib.Path]:
+  plt = plotting.pyplot()
   cfg = results["meta"]["config"]
   k = np.array([r["K"] for r in recs])
   fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -309,7 +491,7 @@ def markdown_table(results) -> str:
     |---|---|---|---|---|---|---|---|---|
     | 2 | 0.5012 ± 0.0011 | 0.5000 | 0.4900 | 0.0100 | 0.5200 | 0.5300 | 0.5310 | 0.4000 |
   """
-  recs = sorted(common.records(results), key=lambda r: r["K"])
+  recs = _split(results)[0]
   head = ["K", "GLS measured", "GLS exact", "LML", "exact - LML", "SpecInfer", "SpecTr (MC)",
           "SpecTr exact", "single draft"]
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -324,6 +506,42 @@ def markdown_table(results) -> str:
   return "\n".join(lines)
 
 
+def diverse_table(results) -> str:
+  """One row per diverse point: GLS measured / exact, LML, SpecInfer in both row orders.
+
+  Example:
+    >>> r = {"draft_temperatures": [0.5, 1.0], "gls_matching": 0.301, "gls_matching_mc_stderr":
+    ...      0.001, "gls_exact": 0.3, "lml": 0.29, "specinfer_acceptance": 0.32,
+    ...      "specinfer_acceptance_mc_stderr": 0.001, "specinfer_exact": 0.321,
+    ...      "specinfer_exact_swapped": 0.33, "single_draft": 0.2}
+    >>> print(diverse_table({"records": [r]}))
+    | drafter T | GLS measured | GLS exact | LML | SpecInfer measured | SpecInfer exact | SpecInfer, rows swapped | first row alone |
+    |---|---|---|---|---|---|---|---|
+    | (0.5, 1.0) | 0.3010 ± 0.0010 | 0.3000 | 0.2900 | 0.3200 ± 0.0010 | 0.3210 | 0.3300 | 0.2000 |
+  """
+  head = ["drafter T", "GLS measured", "GLS exact", "LML", "SpecInfer measured",
+          "SpecInfer exact", "SpecInfer, rows swapped", "first row alone"]
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for r in _split(results)[1]:
+    cells = [_pair_label(r),
+             common.fmt_mean_sem(r["gls_matching"], r.get("gls_matching_mc_stderr"), 4)]
+    cells += [f"{r[f]:.4f}" for f in ("gls_exact", "lml")]
+    cells.append(common.fmt_mean_sem(r["specinfer_acceptance"],
+                                     r.get("specinfer_acceptance_mc_stderr"), 4))
+    cells += [f"{r[f]:.4f}" for f in ("specinfer_exact", "specinfer_exact_swapped",
+                                      "single_draft")]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def _body(results) -> str:
+  iid, diverse = _split(results)
+  parts = [markdown_table(results)] if iid else []
+  if diverse:
+    parts.append("diverse drafts (one drafter temperature per row):\n\n" + diverse_table(results))
+  return "\n\n".join(parts)
+
+
 def _note(cfg, r0) -> str:
   n = sum(r0["num_positions_per_seed"])
   return (f"{r0['num_prompts']} prompts x {r0['num_seeds']} seeds, {n} positions of target "
@@ -335,7 +553,7 @@ def _note(cfg, r0) -> str:
 
 def tables(results, *args) -> str:
   """Prints the matching table (mean over positions, then over seeds)."""
-  return sc.printed_tables(results, args, _note, markdown_table)
+  return sc.printed_tables(results, args, _note, _body)
 
 
 def main(argv=None) -> int:
