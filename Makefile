@@ -10,7 +10,7 @@ PY     := $(BIN)/python
 DATA   ?= data
 RUNS   ?= runs
 STAMP  := $(VENV)/.installed-stamp
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=20
 
 .PHONY: setup data lm demo test test-all test-tf bench gpu-paper figures clean-runs help
 help:
