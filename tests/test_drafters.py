@@ -204,3 +204,27 @@ def test_model_drafter_is_a_second_checkpoint(tmp_path):
   other = distill.load_drafter(f"model:hf:{tmp_path / 'd'}", tgt)
   with pytest.raises(ValueError, match="vocab"):
     specdec.generate(keys[0], tgt, prompt, scheme="sps", drafter=other, max_new_tokens=4)
+
+
+def test_drafter_step_benchmark_runs(tmp_path):
+  """benchmarks/drafters.py times a target and its drafters in one run and prints the ratios."""
+  import subprocess  # noqa: PLC0415
+  import sys  # noqa: PLC0415
+
+  import lm_helpers  # noqa: PLC0415
+
+  tok = lm_helpers.tiny_tokenizer()
+  cfg = lm_helpers.hf_config("llama", 320)
+  lm_helpers.write_hf_checkpoint(tmp_path / "t", cfg, lm_helpers.random_hf_weights(cfg, 0), tok)
+  target = f"hf:{tmp_path / 't'}"
+  out = subprocess.run(
+      [sys.executable, "benchmarks/drafters.py", "--target", target, "--drafters_dir",
+       str(tmp_path / "none"), "--extra", f"model:{target}", "--steps", "3", "--length", "32"],
+      capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "| target |" in out.stdout and "| 1.000 |" in out.stdout
+  assert f"| model:{target} |" in out.stdout
+  empty = subprocess.run([sys.executable, "benchmarks/drafters.py", "--target", target,
+                          "--drafters_dir", str(tmp_path / "none")],
+                         capture_output=True, text=True, timeout=300)
+  assert empty.returncode == 2 and "no drafters under" in empty.stderr

@@ -29,7 +29,8 @@ Each point
    with :func:`lcoupling.specdec.generate` on the held-out prompts
    (``config.num_seeds`` seeds each; mean ± SEM over seeds) next to the i.i.d.
    estimate :math:`(1 - \alpha^{L+1}) / (1 - \alpha)`; and the cost of a drafter
-   step relative to a target step (batch 1, median of timed decode steps).
+   step relative to a target step (batch 1, medians of interleaved timed decode steps,
+   :func:`step_ms`).
 
 Records: ``drafter`` (the name), ``spec``, ``layers``, ``adapter``, ``alpha``,
 ``alpha_full``, ``block_efficiency`` (+ ``_sem``), ``block_efficiency_iid``,
@@ -55,7 +56,7 @@ from lcoupling.studies import common
 from lcoupling.studies import specdec_common as sc
 
 __all__ = ["validate", "run_point", "summarize", "plot", "tables", "drafter_name", "main",
-           "corpus"]
+           "step_ms", "corpus"]
 
 _CORPUS, _SPS, _TRAIN = 0, 1, 2  # key streams
 
@@ -175,19 +176,32 @@ def _build(key, llm, point, train_seqs, config, directory: pathlib.Path, progres
   return drafter
 
 
-def _step_ms(model, batch: int, steps: int, length: int = 256) -> float:
-  """Median wall-clock ms of a one-token cached step at batch ``batch`` (compiled first)."""
-  cache = model.init_cache(batch, length)
+def step_ms(models: dict, *, steps: int, batch: int = 1, length: int = 256) -> dict[str, float]:
+  """Median wall-clock ms of a one-token cached decode step of each model (compiled first).
+
+  The models' steps are interleaved (one step of each, ``steps`` rounds), so
+  that on a shared machine every model is timed under the same load and their
+  ratios mean something (``benchmarks/drafters.py`` uses it for the saved drafters).
+
+  Args:
+    models: name -> model with the decoder interface (``init_cache``, ``__call__``).
+    steps: timed rounds.
+    batch: rows per step.
+    length: cache length; the step writes position ``length // 2``.
+  """
   step = jax.jit(lambda m, c, t, p: m(t, c, p))
   tokens = jnp.ones((batch, 1), jnp.int32)
   pos = jnp.full((batch,), length // 2, jnp.int32)
-  jax.block_until_ready(step(model, cache, tokens, pos))
-  times = []
+  caches = {name: m.init_cache(batch, length) for name, m in models.items()}
+  for name, m in models.items():
+    jax.block_until_ready(step(m, caches[name], tokens, pos))
+  times = {name: [] for name in models}
   for _ in range(steps):
-    t0 = time.perf_counter()
-    jax.block_until_ready(step(model, cache, tokens, pos))
-    times.append(time.perf_counter() - t0)
-  return 1e3 * statistics.median(times)
+    for name, m in models.items():
+      t0 = time.perf_counter()
+      jax.block_until_ready(step(m, caches[name], tokens, pos))
+      times[name].append(time.perf_counter() - t0)
+  return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def _sps_block_efficiency(key, llm, drafter, heldout, config, done=lambda: None):
@@ -249,9 +263,9 @@ def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
     bar.update()
     be = _sps_block_efficiency(key, llm, drafter, heldout, config, bar.update)
     be_mean, be_sem = common.mean_sem(be)
-    draft_ms = _step_ms(drafter, 1, config.timing_steps)
     bar.update()
-    target_ms = _step_ms(llm.model, 1, config.timing_steps)
+    ms = step_ms({"draft": drafter, "target": llm.model}, steps=config.timing_steps)
+    draft_ms, target_ms = ms["draft"], ms["target"]
     bar.update()
   length = config.draft_length
   return [{
