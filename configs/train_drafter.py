@@ -13,8 +13,8 @@ speculative-decoding studies as ``--config.drafter=dir:WORKDIR/drafters/NAME``.
 
 Commands (expected wall time on the 2-core CPU):
 
-  python -m experiments.run --config configs/train_drafter.py:quick --workdir runs/train_drafter_quick  # ~15 min
-  python -m experiments.run --config configs/train_drafter.py --workdir runs/train_drafter              # ~2-3 h
+  python -m experiments.run --config configs/train_drafter.py:quick --workdir runs/train_drafter_quick  # ~45 min
+  python -m experiments.run --config configs/train_drafter.py --workdir runs/train_drafter              # ~3-4 h
   python -m lcoupling.studies.train_drafter runs/train_drafter                                          # the table
 
 Reproduces no paper table: the paper's drafters are public checkpoints (e.g.
