@@ -53,6 +53,7 @@ import numpy as np
 from flax import nnx
 
 from lcoupling.lm.cache import KVCache
+from lcoupling.lm.markov import PreviousTokenLM
 from lcoupling.lm.model import Llama, LlamaConfig, _rms_norm, check_tokens, decoder_stack
 
 __all__ = ["SoftBigram", "EarlyExit", "Adapter", "soft_bigram", "fit_linear_adapter", "parse_spec",
@@ -66,7 +67,7 @@ class Adapter(nnx.Param):
   """The trainable weights of a drafter (``nnx.Optimizer(..., wrt=Adapter)`` trains only them)."""
 
 
-class SoftBigram(nnx.Module):
+class SoftBigram(PreviousTokenLM):
   """Logits of the next token given the previous one, from a ``[V, M]`` table.
 
   Row ``a`` holds the ``M`` most likely next tokens after ``a`` (``ids[a]``) and
@@ -91,14 +92,6 @@ class SoftBigram(nnx.Module):
   @property
   def vocab_size(self) -> int:
     return int(self.ids.shape[0])
-
-  def init_cache(self, batch_size: int, max_length: int):
-    del batch_size, max_length
-    return ()
-
-  def __call__(self, tokens, cache, positions):
-    del positions
-    return self.logits(tokens), cache
 
   def logits(self, tokens):
     check_tokens(tokens, self.vocab_size)

@@ -40,7 +40,24 @@ from lcoupling.lm.model import check_tokens
 __all__ = ["MarkovLM", "sequence_probabilities"]
 
 
-class MarkovLM(nnx.Module):
+class PreviousTokenLM(nnx.Module):
+  """Base of models whose next-token logits depend on the previous token only.
+
+  Subclasses define ``vocab_size`` and ``logits(tokens)``; the cached interface
+  of the Llama decoder needs no cache for them (``init_cache`` returns ``()``,
+  ``model(tokens, cache, positions)`` is ``logits(tokens)``).
+  """
+
+  def init_cache(self, batch_size: int, max_length: int):
+    del batch_size, max_length
+    return ()
+
+  def __call__(self, tokens, cache, positions):
+    del positions
+    return self.logits(tokens), cache
+
+
+class MarkovLM(PreviousTokenLM):
   """Next-token logits ``transition_logits[previous token]`` (``[V, V]``, ``-inf`` = zero mass).
 
   Stateless: its cache is the empty tuple, so every cache operation of
@@ -58,14 +75,6 @@ class MarkovLM(nnx.Module):
   @property
   def vocab_size(self) -> int:
     return int(self.transition_logits.shape[0])
-
-  def init_cache(self, batch_size: int, max_length: int):
-    del batch_size, max_length
-    return ()
-
-  def __call__(self, tokens, cache, positions):
-    del positions
-    return self.logits(tokens), cache
 
   def logits(self, tokens):
     check_tokens(tokens, self.vocab_size)
