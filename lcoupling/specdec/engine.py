@@ -707,6 +707,22 @@ def _max_length(model) -> int | None:
   return getattr(config, "max_position_embeddings", None)
 
 
+def _int_scalar(value, name: str, traced_kind: str, concrete_kind: str, lo: int, hi: int,
+                range_text: str) -> jax.Array:
+  """An int32 scalar argument: a traced integer scalar (not range-checked) or a concrete int in
+  ``[lo, hi)``; ``TypeError`` / ``ValueError`` naming ``name`` otherwise."""
+  if isinstance(value, jax.core.Tracer):  # e.g. vmapped over padded prompts or settings
+    if value.shape != () or not jnp.issubdtype(value.dtype, jnp.integer):
+      raise TypeError(f"{name} must be {traced_kind}, got {value!r}")
+    return value.astype(jnp.int32)
+  if isinstance(value, bool) or np.ndim(value) != 0 or not np.issubdtype(
+      np.asarray(value).dtype, np.integer):
+    raise TypeError(f"{name} must be {concrete_kind}, got {value!r}")
+  if not lo <= int(value) < hi:
+    raise ValueError(f"{name} must lie in {range_text}, got {value}")
+  return jnp.int32(value)
+
+
 def _validate(target, prompt, scheme, drafter, num_drafts, draft_length, max_new_tokens,
               temperature, top_k, draft_temperatures, eos_id, prompt_length=None):
   if scheme not in SCHEMES:
@@ -736,32 +752,14 @@ def _validate(target, prompt, scheme, drafter, num_drafts, draft_length, max_new
   prompt = prompt.astype(jnp.int32)
   if prompt_length is None:
     plen = jnp.int32(prompt.shape[0])
-  elif isinstance(prompt_length, jax.core.Tracer):  # e.g. vmapped over padded prompts
-    if prompt_length.shape != () or not jnp.issubdtype(prompt_length.dtype, jnp.integer):
-      raise TypeError(f"prompt_length must be an integer scalar, got {prompt_length!r}")
-    plen = prompt_length.astype(jnp.int32)
   else:
-    if isinstance(prompt_length, bool) or np.ndim(prompt_length) != 0 or not np.issubdtype(
-        np.asarray(prompt_length).dtype, np.integer):
-      raise TypeError(f"prompt_length must be an int or None, got {prompt_length!r}")
-    if not 1 <= int(prompt_length) <= prompt.shape[0]:
-      raise ValueError(f"prompt_length must lie in [1, len(prompt) = {prompt.shape[0]}], got "
-                       f"{prompt_length}")
-    plen = jnp.int32(prompt_length)
-
+    plen = _int_scalar(prompt_length, "prompt_length", "an integer scalar", "an int or None",
+                       1, prompt.shape[0] + 1, f"[1, len(prompt) = {prompt.shape[0]}]")
   if eos_id is None:
     eos = jnp.int32(-1)
-  elif isinstance(eos_id, jax.core.Tracer):  # e.g. vmapped over settings: -1 = none
-    if eos_id.shape != () or not jnp.issubdtype(eos_id.dtype, jnp.integer):
-      raise TypeError(f"eos_id must be an integer scalar or None, got {eos_id!r}")
-    eos = eos_id.astype(jnp.int32)
-  else:
-    if isinstance(eos_id, bool) or np.ndim(eos_id) != 0 or not np.issubdtype(
-        np.asarray(eos_id).dtype, np.integer):
-      raise TypeError(f"eos_id must be an int or None, got {eos_id!r}")
-    if not 0 <= int(eos_id) < vocab:
-      raise ValueError(f"eos_id must lie in [0, {vocab}), got {eos_id}")
-    eos = jnp.int32(eos_id)
+  else:  # traced, e.g. vmapped over settings: -1 = none
+    eos = _int_scalar(eos_id, "eos_id", "an integer scalar or None", "an int or None", 0, vocab,
+                      f"[0, {vocab})")
 
   is_tuple = isinstance(drafter, (tuple, list))
   if scheme == "autoregressive":
