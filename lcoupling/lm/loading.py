@@ -6,11 +6,18 @@ Model specs::
 
     "smollm2-135m"     SmolLM2-135M-Instruct (GGUF Q4_1) under DATA_DIR/lm/, fetched by
                        `make lm` (= python -m lcoupling.lm fetch --data_dir data); the offline default
+    "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"
+                       Qwen2.5-Coder-0.5B / 1.5B-Instruct (GGUF, same tokenizer: the paper's
+                       drafter/target family) under DATA_DIR/lm/, fetched by `make lm-qwen`
+                       (= python -m lcoupling.lm fetch --data_dir data --models qwen2.5-coder)
     "gguf:PATH"        any Llama / Qwen2 GGUF file (lcoupling.lm.gguf_io)
     "hf:DIR"           a Hugging Face LlamaForCausalLM / Qwen2ForCausalLM directory (lcoupling.lm.hf_io)
 
 ``dtype=None`` computes in ``float32`` on CPU and ``bfloat16`` on GPU/TPU (the
-weights are converted on load, whatever their stored type).
+weights are converted on load, whatever their stored type). GGUF weights are
+dequantised once and cached beside the file (:mod:`lcoupling.lm.weight_cache`):
+the second load of the Qwen2.5-Coder 1.5B model is a file read instead of
+a minute and a half of dequantisation.
 
 Example (a tiny random model, no checkpoint; :func:`build_llama` is what the
 loaders call once they have the weights):
@@ -28,7 +35,7 @@ loaders call once they have the weights):
   >>> load("llama-7b")  # doctest: +ELLIPSIS
   Traceback (most recent call last):
   ...
-  ValueError: unknown model spec 'llama-7b'; use 'smollm2-135m', 'gguf:PATH' or 'hf:DIR'
+  ValueError: unknown model spec 'llama-7b'; use 'smollm2-135m', 'qwen2.5-coder-0.5b', 'qwen2.5-coder-1.5b', 'gguf:PATH' or 'hf:DIR'
 """
 
 from __future__ import annotations
@@ -42,14 +49,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lcoupling.lm import assets, gguf_io, hf_io
+from lcoupling.lm import assets, gguf_io, hf_io, weight_cache
 from lcoupling.lm.model import Llama, LlamaConfig
 from lcoupling.lm.tokenizer import Tokenizer
 
 __all__ = ["LoadedLM", "load", "build_llama", "parse_spec", "default_dtype", "MODEL_NAMES"]
 
 #: Named models: spec -> asset name (see :mod:`lcoupling.lm.assets`).
-MODEL_NAMES = {"smollm2-135m": "smollm2"}
+MODEL_NAMES = {"smollm2-135m": "smollm2", "qwen2.5-coder-0.5b": "qwen2.5-coder-0.5b",
+               "qwen2.5-coder-1.5b": "qwen2.5-coder-1.5b"}
 
 
 class LoadedLM(NamedTuple):
@@ -96,19 +104,24 @@ def build_llama(config: LlamaConfig, params: Mapping[str, np.ndarray]) -> Llama:
     if tuple(value.shape) != tuple(abstract.shape):
       raise ValueError(f"build_llama: parameter {name} has shape {tuple(value.shape)}, the "
                        f"config implies {tuple(abstract.shape)}")
+    if isinstance(value, np.ndarray) and value.dtype == config.jnp_dtype:
+      value = jax.device_put(value)  # on the CPU an aligned array (a cached model's map) is used in place
     setattr(model, name, nnx.Param(jnp.asarray(value, config.jnp_dtype)))
   return model
 
 
 def load(spec: str, *, dtype: str | None = None, data_dir: os.PathLike | str = "data",
-         progress: Callable[[str], None] | None = None) -> LoadedLM:
+         progress: Callable[[str], None] | None = None, cache: bool = True) -> LoadedLM:
   """Loads a model and its tokenizer.
 
   Args:
-    spec: ``"smollm2-135m"``, ``"gguf:PATH"`` or ``"hf:DIR"`` (module docstring).
+    spec: a name of :data:`MODEL_NAMES`, ``"gguf:PATH"`` or ``"hf:DIR"`` (module docstring).
     dtype: ``"float32"``, ``"bfloat16"`` or ``None`` (:func:`default_dtype`).
-    data_dir: where ``make lm`` put the named models (``DATA_DIR/lm``).
+    data_dir: where ``make lm`` / ``make lm-qwen`` put the named models (``DATA_DIR/lm``).
     progress: optional callback receiving a line of progress text.
+    cache: read GGUF weights through the dequantised cache beside the file
+      (:func:`lcoupling.lm.weight_cache.read_gguf_cached`); ``False``
+      dequantises every time and writes nothing.
 
   Returns:
     A :class:`LoadedLM` ``(model, tokenizer, config, spec)``.
@@ -122,12 +135,18 @@ def load(spec: str, *, dtype: str | None = None, data_dir: os.PathLike | str = "
   dtype = default_dtype() if dtype is None else dtype
   if dtype not in ("float32", "bfloat16"):
     raise ValueError(f"dtype must be 'float32', 'bfloat16' or None, got {dtype!r}")
-  if kind == "name":
-    path = assets.asset_path(MODEL_NAMES[arg], data_dir)
-    config, params, tok = gguf_io.read_gguf(path, dtype=dtype, progress=progress)
-  elif kind == "gguf":
-    config, params, tok = gguf_io.read_gguf(os.path.expanduser(arg), dtype=dtype,
-                                            progress=progress)
+  if kind in ("name", "gguf"):
+    sha256 = None
+    if kind == "name":
+      name = MODEL_NAMES[arg]
+      path, sha256 = assets.asset_path(name, data_dir), assets.pinned_sha256(name)
+    else:
+      path = os.path.expanduser(arg)
+    if cache:
+      config, params, tok = weight_cache.read_gguf_cached(path, dtype=dtype, sha256=sha256,
+                                                          progress=progress)
+    else:
+      config, params, tok = gguf_io.read_gguf(path, dtype=dtype, progress=progress)
   else:
     config, params, tok = hf_io.read_hf(os.path.expanduser(arg), dtype=dtype, progress=progress)
   model = build_llama(config, params)
