@@ -22,8 +22,10 @@ def target():
   """A random Llama with peaked next-token distributions (weights x 20: entropy ~2.9 nats of
   log 48 = 3.9), so that drafters of different quality differ in acceptance."""
   model = Llama(CFG, rngs=nnx.Rngs(0))
-  for name in ("embed", "wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down"):
-    getattr(model, name)[...] = getattr(model, name)[...] * 20.0
+  model.embed[...] = model.embed[...] * 20.0
+  for layer in model.layers:
+    for name in ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down"):
+      getattr(layer, name)[...] = getattr(layer, name)[...] * 20.0
   return model
 
 
@@ -61,7 +63,8 @@ def test_early_exit_at_init_is_the_truncated_target(target):
   params = {k: v[:m] for k, v in target.layer_params().items()}
   ref = Llama(CFG.replace(num_layers=m), rngs=nnx.Rngs(0))
   for name, value in params.items():
-    getattr(ref, name)[...] = value
+    for i, layer in enumerate(ref.layers):
+      getattr(layer, name)[...] = value[i]
   ref.embed[...] = target.embed[...]
   ref.final_norm[...] = target.final_norm[...]
   np.testing.assert_allclose(drafter.logits(tokens), ref.logits(tokens), atol=1e-5)

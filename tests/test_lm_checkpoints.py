@@ -76,7 +76,7 @@ def test_hf_bfloat16_weights_and_compute(checkpoints):
   hf_dir, _, cfg, weights, _ = checkpoints["llama"]  # stored as safetensors BF16
   assert str(weights["model.norm.weight"].dtype) == "bfloat16"
   loaded = lm.load(f"hf:{hf_dir}", dtype="bfloat16")
-  assert loaded.model.wq[...].dtype == np.dtype("bfloat16")
+  assert loaded.model.layers[0].wq[...].dtype == np.dtype("bfloat16")
   got = np.asarray(loaded.model.logits(TOKENS[None]))[0]
   ref = H.reference_logits(cfg, weights, TOKENS)
   # bfloat16 activations: ~3 significant digits through 2 layers

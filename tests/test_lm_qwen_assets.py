@@ -227,7 +227,7 @@ def test_cache_staleness_rule(tiny_gguf, tmp_path):
   # another dtype: its own file
   bf16 = loading.load(f"gguf:{path}", dtype="bfloat16")
   assert weight_cache.cache_path(path, "bfloat16").is_file()
-  assert bf16.model.wq[...].dtype == jnp.bfloat16
+  assert bf16.model.layers[0].wq[...].dtype == jnp.bfloat16
   # an older cache format: rebuilt
   params = weight_cache.CachedParams(cache)
   meta = dict(params.metadata, format="0")

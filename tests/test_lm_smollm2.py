@@ -36,8 +36,9 @@ LAYER_PARAMS = ("attn_norm", "wq", "wk", "wv", "wo", "mlp_norm", "w_gate", "w_up
 
 
 def _params(model):
-  names = LAYER_PARAMS + ("embed", "final_norm")
-  return {n: np.asarray(getattr(model, n)[...]) for n in names}
+  params = {n: np.asarray(a) for n, a in model.layer_params().items()}
+  assert set(params) == set(LAYER_PARAMS)
+  return dict(params, **{n: np.asarray(getattr(model, n)[...]) for n in ("embed", "final_norm")})
 
 
 def test_chat_answer_contains_paris(smollm2):

@@ -88,25 +88,41 @@ def parse_spec(spec: str) -> tuple[str, str]:
 
 
 def build_llama(config: LlamaConfig, params: Mapping[str, np.ndarray]) -> Llama:
-  """A :class:`Llama` holding ``params`` (named and shaped like its attributes).
+  """A :class:`Llama` holding ``params``.
 
-  The model is built abstractly (:func:`flax.nnx.eval_shape`, no random
-  initialisation) and every parameter is replaced; a missing, unexpected or
-  misshapen array raises ``ValueError`` naming it.
+  ``params`` are named like :meth:`Llama.layer_params` (per-layer weights
+  stacked ``[num_layers, ...]``) plus ``embed``, ``final_norm`` and, untied,
+  ``lm_head``. The model is built abstractly (:func:`flax.nnx.eval_shape`, no
+  random initialisation) and every parameter is replaced, layer by layer; a
+  missing, unexpected or misshapen array raises ``ValueError`` naming it. On the
+  CPU an aligned array of the model's dtype (a memory-mapped cache,
+  :mod:`lcoupling.lm.weight_cache`) is used in place, without a copy.
   """
   model = nnx.eval_shape(lambda: Llama(config, rngs=nnx.Rngs(0)))
-  expected = {path[0]: v for path, v in nnx.to_flat_state(nnx.state(model, nnx.Param))}
+  n = config.num_layers
+  expected = {name: (n,) + tuple(getattr(model.layers[0], name).shape)
+              for name in model.layer_names()}
+  for name in ("embed", "final_norm") + (() if config.tie_embeddings else ("lm_head",)):
+    expected[name] = tuple(getattr(model, name).shape)
   missing, extra = sorted(set(expected) - set(params)), sorted(set(params) - set(expected))
   if missing or extra:
     raise ValueError(f"build_llama: parameters missing {missing}, unexpected {extra}")
-  for name, abstract in expected.items():
-    value = params[name]
-    if tuple(value.shape) != tuple(abstract.shape):
-      raise ValueError(f"build_llama: parameter {name} has shape {tuple(value.shape)}, the "
-                       f"config implies {tuple(abstract.shape)}")
+
+  def put(value):
     if isinstance(value, np.ndarray) and value.dtype == config.jnp_dtype:
-      value = jax.device_put(value)  # on the CPU an aligned array (a cached model's map) is used in place
-    setattr(model, name, nnx.Param(jnp.asarray(value, config.jnp_dtype)))
+      return nnx.Param(jax.device_put(value))  # in place on the CPU when aligned
+    return nnx.Param(jnp.asarray(value, config.jnp_dtype))
+
+  for name, shape in expected.items():
+    value = params[name]
+    if tuple(value.shape) != shape:
+      raise ValueError(f"build_llama: parameter {name} has shape {tuple(value.shape)}, the "
+                       f"config implies {shape}")
+    if name in model.layer_names():
+      for i in range(n):
+        setattr(model.layers[i], name, put(value[i]))
+    else:
+      setattr(model, name, put(value))
   return model
 
 

@@ -9,9 +9,11 @@ asks for them), grouped-query attention, a SwiGLU MLP, a tied or separate
 output head and optional q/k/v biases (Qwen2). SmolLM2, Llama 2/3 and Qwen2.5
 checkpoints all map onto :class:`LlamaConfig`.
 
-The layers' weights are stacked along a leading layer axis and the forward
-pass is a :func:`jax.lax.scan` over layers, so a 30-layer model compiles as
-fast as a 1-layer one.
+Each layer's weights are arrays of their own (:class:`LlamaLayer`, in
+``model.layers``) and the forward pass is an unrolled loop over layers: a
+:func:`jax.lax.scan` over stacked weights would compile faster, but XLA on the
+CPU copies each step's slice of the stack, which doubles a decode step's
+memory traffic (:func:`decoder_stack` keeps the scan for stacked adapters).
 
 The model interface (shared with :class:`lcoupling.lm.MarkovLM` and the
 drafters; :class:`LanguageModel` spells it out)::
@@ -69,8 +71,8 @@ from flax import nnx
 
 from lcoupling.lm.cache import KVCache
 
-__all__ = ["LlamaConfig", "Llama", "LanguageModel", "decoder_stack", "rope_inv_freq",
-           "check_tokens"]
+__all__ = ["LlamaConfig", "Llama", "LlamaLayer", "LanguageModel", "decoder_stack",
+           "rope_inv_freq", "check_tokens"]
 
 #: Finite mask value: a query with no visible key attends uniformly instead of producing NaN.
 _MASK_VALUE = -1e30
@@ -282,14 +284,20 @@ class Llama(nnx.Module):
       return nnx.Param(init(rngs.params(), shape, dt))
 
     self.embed = param((c.vocab_size, d))
-    self.attn_norm = param((n, d), ones=True)
-    self.wq, self.wk, self.wv = param((n, d, q)), param((n, d, kv)), param((n, d, kv))
+    # Drawn stacked ([num_layers, ...], the order and values of a scan-layout
+    # initialisation), held one array per layer (see _blocks).
+    stacked = {"attn_norm": param((n, d), ones=True)}
+    stacked["wq"], stacked["wk"], stacked["wv"] = param((n, d, q)), param((n, d, kv)), param((n, d, kv))
     if c.attention_bias:
-      self.bq, self.bk, self.bv = param((n, q), zeros=True), param((n, kv), zeros=True), param(
-          (n, kv), zeros=True)
-    self.wo = param((n, q, d))
-    self.mlp_norm = param((n, d), ones=True)
-    self.w_gate, self.w_up, self.w_down = param((n, d, f)), param((n, d, f)), param((n, f, d))
+      stacked["bq"], stacked["bk"], stacked["bv"] = (param((n, q), zeros=True),
+                                                     param((n, kv), zeros=True),
+                                                     param((n, kv), zeros=True))
+    stacked["wo"] = param((n, q, d))
+    stacked["mlp_norm"] = param((n, d), ones=True)
+    stacked["w_gate"], stacked["w_up"], stacked["w_down"] = (param((n, d, f)), param((n, d, f)),
+                                                             param((n, f, d)))
+    self.layers = nnx.List([LlamaLayer({k: nnx.Param(v[...][i]) for k, v in stacked.items()})
+                            for i in range(n)])
     self.final_norm = param((d,), ones=True)
     if not c.tie_embeddings:
       self.lm_head = param((d, c.vocab_size))
@@ -344,26 +352,50 @@ class Llama(nnx.Module):
 
   # -- the computation --------------------------------------------------------
 
-  #: Names of the stacked per-layer weights (plus ``bq, bk, bv`` with ``attention_bias``).
+  #: Names of the per-layer weights (plus ``bq, bk, bv`` with ``attention_bias``).
   LAYER_PARAMS = ("attn_norm", "wq", "wk", "wv", "wo", "mlp_norm", "w_gate", "w_up", "w_down")
 
+  def layer_names(self) -> tuple[str, ...]:
+    """:data:`LAYER_PARAMS`, with the q/k/v biases when the config has them."""
+    return self.LAYER_PARAMS + (("bq", "bk", "bv") if self.config.attention_bias else ())
+
+  def per_layer_params(self) -> tuple[dict[str, jax.Array], ...]:
+    """One ``{name: array}`` per layer: the weights as the model holds them (no copy)."""
+    return tuple({name: getattr(layer, name)[...] for name in self.layer_names()}
+                 for layer in self.layers)
+
   def layer_params(self) -> dict[str, jax.Array]:
-    """The stacked per-layer weights ``{name: [num_layers, ...]}`` (what :func:`decoder_stack` takes)."""
-    names = list(self.LAYER_PARAMS) + (["bq", "bk", "bv"] if self.config.attention_bias else [])
-    return {name: getattr(self, name)[...] for name in names}
+    """The per-layer weights stacked ``{name: [num_layers, ...]}`` (a copy; what
+    :func:`decoder_stack` scans and the early-exit drafters slice)."""
+    layers = self.per_layer_params()
+    return {name: jnp.stack([p[name] for p in layers]) for name in self.layer_names()}
 
   def _blocks(self, tokens, q_pos, cache, k_pos):
     x = jnp.take(self.embed[...], tokens, axis=0)
-    return decoder_stack(self.layer_params(), self.config, x, q_pos, cache, k_pos)
+    return decoder_stack(self.per_layer_params(), self.config, x, q_pos, cache, k_pos)
 
 
-def decoder_stack(params: dict[str, jax.Array], config: LlamaConfig, x: jax.Array,
+class LlamaLayer(nnx.Module):
+  """One transformer block's weights (``attn_norm, wq, ..., w_down`` as attributes)."""
+
+  def __init__(self, params: dict[str, nnx.Param]):
+    for name, value in params.items():
+      setattr(self, name, value)
+
+
+def decoder_stack(params, config: LlamaConfig, x: jax.Array,
                   q_pos: jax.Array, cache: KVCache | None, k_pos: jax.Array
                   ) -> tuple[jax.Array, KVCache | None]:
-  """Runs stacked transformer blocks on the residual stream ``x [B, T, d]``.
+  """Runs transformer blocks on the residual stream ``x [B, T, d]``.
 
-  ``params`` holds ``[num_blocks, ...]`` weights named as :meth:`Llama.layer_params`
-  (any number of blocks: the Llama's, a slice of them, or an adapter's);
+  ``params`` is either a sequence of per-block ``{name: array}`` dicts
+  (:meth:`Llama.per_layer_params`), run as an unrolled loop, or one dict of
+  ``[num_blocks, ...]`` stacked weights named as :meth:`Llama.layer_params`
+  (any number of blocks: a slice of a Llama's, or an adapter's), run as a
+  :func:`jax.lax.scan`. The two compute the same function. The loop is what a
+  model's own forward pass uses: a scan hands each step a slice of the stacked
+  weights, which XLA on the CPU materialises as a copy -- at batch 1, where a
+  step streams every weight once, that copy alone doubles the memory traffic.
   ``config`` gives the head geometry, rotary embedding and norm epsilon.
   Query ``t`` of row ``b`` is at absolute position ``q_pos[b, t]`` and sees the
   keys at positions ``0 <= k_pos[b, s] <= q_pos[b, t]``: those of ``cache``
@@ -371,10 +403,11 @@ def decoder_stack(params: dict[str, jax.Array], config: LlamaConfig, x: jax.Arra
   ``cache=None``, the block's own.
   """
   c = config
+  per_layer = isinstance(params, (list, tuple))
   b, t = x.shape[:2]
   angles = q_pos[..., None].astype(jnp.float32) * jnp.asarray(rope_inv_freq(c), jnp.float32)
   cos, sin = jnp.cos(angles), jnp.sin(angles)
-  bias = "bq" in params
+  bias = "bq" in (params[0] if per_layer else params)
 
   def attention_inputs(x, p):
     h = _rms_norm(x, p["attn_norm"], c.rms_norm_eps)
@@ -395,6 +428,10 @@ def decoder_stack(params: dict[str, jax.Array], config: LlamaConfig, x: jax.Arra
       q, k, v = attention_inputs(x, p)
       return rest(x, _attend(q, k, v, q_pos, k_pos, c.num_kv_heads), p), None
 
+    if per_layer:
+      for p in params:
+        x = block(x, p)[0]
+      return x, None
     x, _ = jax.lax.scan(block, x, params)
     return x, None
   # The whole cache is carried through the scan and written in place at
@@ -414,6 +451,12 @@ def decoder_stack(params: dict[str, jax.Array], config: LlamaConfig, x: jax.Arra
     x = rest(x, _attend(q, keys, values, q_pos, k_pos, c.num_kv_heads), p)
     return (x, k_cache, v_cache), None
 
+  if per_layer:
+    carry = (x, cache.k, cache.v)
+    for i, p in enumerate(params):
+      carry = cached_block(carry, (p, i))[0]
+    x, k_new, v_new = carry
+    return x, KVCache(k_new, v_new)
   layers = jnp.arange(cache.k.shape[0], dtype=jnp.int32)
   (x, k_new, v_new), _ = jax.lax.scan(cached_block, (x, cache.k, cache.v), (params, layers))
   return x, KVCache(k_new, v_new)
