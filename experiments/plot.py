@@ -12,6 +12,7 @@ truncated or foreign file prints one line ``error: ...`` naming it (exit status
 
 from __future__ import annotations
 
+import pathlib
 import sys
 
 from lcoupling import cli
@@ -30,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     from lcoupling import runner  # noqa: PLC0415
 
     for workdir in args:
+      if not pathlib.Path(workdir).exists():
+        return cli.error(f"{workdir}: no such work directory (or results.json file); check the "
+                         f"path, or run the experiment first: lcoupling-run --config NAME "
+                         f"--workdir {workdir}")
       for path in runner.make_figures(workdir):
         print(path)
   except KeyboardInterrupt:

@@ -15,11 +15,13 @@ tuples, true/false for booleans).
 
 Errors -- an unknown flag or config field, an invalid value, a missing file, a
 work directory that is a file or holds another config or code version -- print
-one line ``error: ...`` that says what to do, and exit with status 2 (usage)
-or 1; ``--traceback`` shows the full traceback instead. Ctrl-C prints
+one line ``error: ...`` that says what to do, and exit with status 2 (usage:
+the flags, the config, its overrides and its validation) or 1 (the rest); ``--traceback`` shows the full traceback instead. Ctrl-C prints
 ``interrupted; rerun the same command to resume`` and exits with status 130.
 
-Everything else happens in :func:`lcoupling.runner.run`.
+Everything else happens in :func:`lcoupling.runner.run`. At the end the
+command names the study's table printer (``python -m lcoupling.studies.NAME
+WORKDIR``).
 """
 
 from __future__ import annotations
@@ -52,6 +54,20 @@ USAGE = ("usage: lcoupling-run --config NAME[:variant] --workdir DIR [--config.F
 INTERRUPTED = "interrupted; rerun the same command to resume"
 
 
+def printer_command(study: str | None, workdir: str) -> str | None:
+  """``python -m lcoupling.studies.NAME WORKDIR`` when the study has a table printer."""
+  import importlib  # noqa: PLC0415
+  import shlex  # noqa: PLC0415
+
+  from lcoupling import studies  # noqa: PLC0415
+
+  if study not in studies.STUDIES:
+    return None
+  if not callable(getattr(importlib.import_module(studies.STUDIES[study]), "main", None)):
+    return None
+  return f"python -m {studies.STUDIES[study]} {shlex.quote(str(workdir))}"
+
+
 def main(argv: list[str] | None = None) -> int:
   argv = list(sys.argv if argv is None else argv)
   overrides, status = cli.parse_flags(FLAGS, argv, usage=USAGE, doc=__doc__)
@@ -72,8 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     if FLAGS.distributed:
       jax.distributed.initialize()
     spec = FLAGS.config
-    module, config = cli.load_config(spec, overrides)
-    experiment = runner.experiment_from_config(module, config, source=spec)
+    try:  # the config, its overrides and its validation: usage errors (exit status 2)
+      module, config = cli.load_config(spec, overrides)
+      experiment = runner.experiment_from_config(module, config, source=spec)
+    except (ValueError, FileNotFoundError) as e:  # incl. a missing config or prompt file
+      if FLAGS.traceback:
+        raise
+      return cli.error(e, 2)
     res = runner.run(experiment, FLAGS.workdir, progress=FLAGS.progress,
                      max_points=FLAGS.max_points, allow_version_change=FLAGS.allow_version_change)
   except KeyboardInterrupt:
@@ -90,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[lcoupling] {experiment.config.name}: {state}, {len(res['records'])} records, "
           f"wall {meta['wall_seconds']:.1f} s")
     print(f"[lcoupling] results: {FLAGS.workdir}/results.json   figures: {FLAGS.workdir}/figures/")
+    printer = printer_command(meta.get("study"), FLAGS.workdir)
+    if printer:
+      print(f"[lcoupling] tables: {printer}")
   return 0
 
 
