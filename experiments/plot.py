@@ -46,7 +46,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry_point():
-  sys.exit(main())
+  """The ``lcoupling-plot`` command: :func:`main`, then :func:`lcoupling.cli.exit_process`."""
+  try:
+    status = main()
+  except KeyboardInterrupt:
+    print("\ninterrupted", file=sys.stderr)
+    status = 130
+  if status == 130:
+    cli.ignore_sigint()  # a second Ctrl-C must not interrupt the exit
+  cli.exit_process(status)
 
 
 if __name__ == "__main__":

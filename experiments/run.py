@@ -26,11 +26,24 @@ WORKDIR``).
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
-from absl import flags
+# Ctrl-C while the imports below initialise jaxlib would surface as an ImportError traceback:
+# record it instead, and let entry_point report the interrupt (exit status 130).
+_EARLY_SIGINT: list[int] = []
+_PREVIOUS_SIGINT = None
+if (threading.current_thread() is threading.main_thread()
+    and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+  _PREVIOUS_SIGINT = signal.signal(signal.SIGINT, lambda signum, frame: _EARLY_SIGINT.append(1))
+try:
+  from absl import flags
 
-from lcoupling import cli
+  from lcoupling import cli
+finally:
+  if _PREVIOUS_SIGINT is not None:
+    signal.signal(signal.SIGINT, _PREVIOUS_SIGINT)
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("config", None, "Experiment config: NAME[:variant] (built-in: toy, gaussian, "
@@ -81,9 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     return cli.error(f"--workdir is required (results go there; rerunning resumes), e.g. "
                      f"--workdir runs/{name}", 2)
   try:
-    import jax  # noqa: PLC0415
+    with cli.deferred_sigint():
+      import jax  # noqa: PLC0415
 
-    from lcoupling import runner  # noqa: PLC0415
+      from lcoupling import runner  # noqa: PLC0415
 
     if FLAGS.distributed:
       jax.distributed.initialize()
@@ -118,7 +132,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry_point():
-  sys.exit(main())
+  """The ``lcoupling-run`` command: :func:`main`, then :func:`lcoupling.cli.exit_process`."""
+  try:
+    if _EARLY_SIGINT:
+      raise KeyboardInterrupt
+    status = main()
+  except KeyboardInterrupt:  # during the imports or before main's own handler (flag parsing)
+    cli.ignore_sigint()
+    print(f"\n{INTERRUPTED}", file=sys.stderr)
+    status = 130
+  if status == 130:
+    cli.ignore_sigint()  # a second Ctrl-C must not interrupt the exit
+  cli.exit_process(status)
 
 
 if __name__ == "__main__":
