@@ -65,3 +65,12 @@ def test_readme_block_runs(index, tmp_path, monkeypatch, capsys):
     assert list((tmp_path / "data" / "drafters").glob("*/early_exit_linear_4/drafter.json"))
     assert "block_efficiency" in out
   assert os.getcwd() == str(tmp_path)
+
+
+def test_one_install_address_in_readme_and_notebook():
+  nb = (ROOT / "notebooks" / "quickstart.ipynb").read_text(encoding="utf-8")
+  readme = README.read_text(encoding="utf-8")
+  addresses = set(re.findall(r"git\+https://github\.com/[\w.-]+/[\w.-]+", readme + nb))
+  assert len(addresses) == 1, addresses
+  (address,) = addresses
+  assert f"pip install {address}" in readme and f'"{address}"' in nb.replace('\\"', '"')
