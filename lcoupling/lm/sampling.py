@@ -57,18 +57,19 @@ def check_sampling_args(temperature=1.0, top_k: int = 0, top_p: float = 1.0,
     vocab_size: if given, ``top_k`` must not exceed it.
 
   Example:
-    >>> check_sampling_args(temperature=-1.0)
+    >>> check_sampling_args(temperature=0)
     Traceback (most recent call last):
     ...
-    ValueError: temperature must be a finite number > 0, got -1.0 (for greedy decoding use greedy=True / --greedy instead of temperature 0)
+    ValueError: temperature must be a finite number > 0, got 0.0 (for greedy decoding use greedy=True / --greedy instead of temperature 0)
   """
   if not isinstance(temperature, jax.core.Tracer):
     if isinstance(temperature, (bool, str, bytes)) or np.ndim(temperature) != 0:
       raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     t = float(np.asarray(temperature, np.float64))
     if not (np.isfinite(t) and t > 0):
-      raise ValueError(f"temperature must be a finite number > 0, got {t} (for greedy decoding "
-                       "use greedy=True / --greedy instead of temperature 0)")
+      hint = (" (for greedy decoding use greedy=True / --greedy instead of temperature 0)"
+              if t == 0 else "")
+      raise ValueError(f"temperature must be a finite number > 0, got {t}{hint}")
   if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
     raise ValueError(f"top_k must be an int >= 0 (0 = no top-k filtering), got {top_k!r}")
   if vocab_size is not None and top_k > vocab_size:

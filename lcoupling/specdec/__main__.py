@@ -20,7 +20,8 @@ training-free ones (``early_exit_linear:M``, ``soft_bigram``) are built once
 from the first HumanEval prompts and cached under ``DATA_DIR/drafters/``.
 Bad arguments (unknown scheme, ``--num_drafts`` < 1, a sampling setting)
 are one-line errors with exit status 2, before anything loads; a missing
-model or file is a one-line error naming the fetch command (exit status 1).
+model or file is a one-line error naming the fetch command (exit status 1);
+Ctrl-C exits with status 130.
 """
 
 from __future__ import annotations
@@ -193,8 +194,13 @@ def main(argv=None) -> int:
   except (ValueError, TypeError, OSError, RuntimeError) as e:  # messages name the field and fix
     print(f"error: {e}", file=sys.stderr)
     return 1
+  except KeyboardInterrupt:
+    print("\ninterrupted", file=sys.stderr)
+    return 130
   return 0
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  from lcoupling import cli
+
+  cli.exit_process(main())  # after Ctrl-C: no interpreter teardown under running XLA threads
