@@ -91,3 +91,24 @@ def test_bad_input_is_one_line(extra, code, match, capsys, tmp_path):
   assert got == code and out == ""
   assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
   assert re.search(match, err), err
+
+
+def test_study_drafter_build_says_so_and_is_cached_as_made(tiny, tmp_path, capsys):
+  """A study's drafter build prints a status line, is cached at once, and is not redone."""
+  import json
+
+  from lcoupling import runner
+  from lcoupling.studies import specdec_common as sc
+  (tmp_path / "p.jsonl").write_text("".join(json.dumps({"prompt": p}) + "\n"
+                                            for p in ("def f(x):", "a = 1")))
+  exp = runner.load_experiment("specdec_iid:quick", {
+      "target": f"hf:{tiny / 'model'}", "prompts": f"jsonl:{tmp_path / 'p.jsonl'}",
+      "drafter": "early_exit_linear:1", "drafter_corpus": f"jsonl:{tmp_path / 'p.jsonl'}",
+      "drafter_corpus_indices": (), "drafter_cache_dir": str(tmp_path / "drafters")})
+  loaded = sc.load_target(exp.config)
+  sc.load_drafter(exp.config, loaded)
+  assert "building drafter early_exit_linear:1 from the given corpus" in capsys.readouterr().err
+  assert list((tmp_path / "drafters").glob("*/early_exit_linear_1/drafter.json"))
+  sc._DRAFTERS.clear()  # as a new process (a resumed run) would start
+  sc.load_drafter(exp.config, loaded)
+  assert "building drafter" not in capsys.readouterr().err

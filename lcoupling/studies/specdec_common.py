@@ -441,6 +441,7 @@ def generate_batch(key, config, target, drafter, prompts: Prompts, seeds: Sequen
   outs = []
   bar = tqdm(total=len(rows), desc=desc or scheme, unit="seq", disable=not progress, leave=False,
              dynamic_ncols=True)
+  bar.set_postfix_str("compiling + first chunk")  # the first call compiles: say so, not 0/N
   for lo in range(0, len(rows), bs):
     chunk = rows[lo:lo + bs]
     full = chunk + [chunk[-1]] * (bs - len(chunk))
@@ -454,6 +455,8 @@ def generate_batch(key, config, target, drafter, prompts: Prompts, seeds: Sequen
       gen = jax.vmap(one)(keys, b, n, t)
     gen = jax.device_get(gen)
     outs.append(jax.tree.map(lambda a, m=len(chunk): np.asarray(a)[:m], gen))
+    if lo == 0:
+      bar.set_postfix_str("")
     bar.update(len(chunk))
   bar.close()
   cat = jax.tree.map(lambda *a: np.concatenate(a), *outs)
