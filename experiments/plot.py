@@ -12,6 +12,7 @@ truncated or foreign file prints one line ``error: ...`` naming it (exit status
 
 from __future__ import annotations
 
+import pathlib
 import sys
 
 from lcoupling import cli
@@ -30,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     from lcoupling import runner  # noqa: PLC0415
 
     for workdir in args:
+      if not pathlib.Path(workdir).exists():
+        return cli.error(f"{workdir}: no such work directory (or results.json file); check the "
+                         f"path, or run the experiment first: lcoupling-run --config NAME "
+                         f"--workdir {workdir}")
       for path in runner.make_figures(workdir):
         print(path)
   except KeyboardInterrupt:
@@ -41,7 +46,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry_point():
-  sys.exit(main())
+  """The ``lcoupling-plot`` command: :func:`main`, then :func:`lcoupling.cli.exit_process`."""
+  try:
+    status = main()
+  except KeyboardInterrupt:
+    print("\ninterrupted", file=sys.stderr)
+    status = 130
+  if status == 130:
+    cli.ignore_sigint()  # a second Ctrl-C must not interrupt the exit
+  cli.exit_process(status)
 
 
 if __name__ == "__main__":

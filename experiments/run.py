@@ -15,20 +15,35 @@ tuples, true/false for booleans).
 
 Errors -- an unknown flag or config field, an invalid value, a missing file, a
 work directory that is a file or holds another config or code version -- print
-one line ``error: ...`` that says what to do, and exit with status 2 (usage)
-or 1; ``--traceback`` shows the full traceback instead. Ctrl-C prints
+one line ``error: ...`` that says what to do, and exit with status 2 (usage:
+the flags, the config, its overrides and its validation) or 1 (the rest); ``--traceback`` shows the full traceback instead. Ctrl-C prints
 ``interrupted; rerun the same command to resume`` and exits with status 130.
 
-Everything else happens in :func:`lcoupling.runner.run`.
+Everything else happens in :func:`lcoupling.runner.run`. At the end the
+command names the study's table printer (``python -m lcoupling.studies.NAME
+WORKDIR``).
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
-from absl import flags
+# Ctrl-C while the imports below initialise jaxlib would surface as an ImportError traceback:
+# record it instead, and let entry_point report the interrupt (exit status 130).
+_EARLY_SIGINT: list[int] = []
+_PREVIOUS_SIGINT = None
+if (threading.current_thread() is threading.main_thread()
+    and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+  _PREVIOUS_SIGINT = signal.signal(signal.SIGINT, lambda signum, frame: _EARLY_SIGINT.append(1))
+try:
+  from absl import flags
 
-from lcoupling import cli
+  from lcoupling import cli
+finally:
+  if _PREVIOUS_SIGINT is not None:
+    signal.signal(signal.SIGINT, _PREVIOUS_SIGINT)
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("config", None, "Experiment config: NAME[:variant] (built-in: toy, gaussian, "
@@ -52,6 +67,20 @@ USAGE = ("usage: lcoupling-run --config NAME[:variant] --workdir DIR [--config.F
 INTERRUPTED = "interrupted; rerun the same command to resume"
 
 
+def printer_command(study: str | None, workdir: str) -> str | None:
+  """``python -m lcoupling.studies.NAME WORKDIR`` when the study has a table printer."""
+  import importlib  # noqa: PLC0415
+  import shlex  # noqa: PLC0415
+
+  from lcoupling import studies  # noqa: PLC0415
+
+  if study not in studies.STUDIES:
+    return None
+  if not callable(getattr(importlib.import_module(studies.STUDIES[study]), "main", None)):
+    return None
+  return f"python -m {studies.STUDIES[study]} {shlex.quote(str(workdir))}"
+
+
 def main(argv: list[str] | None = None) -> int:
   argv = list(sys.argv if argv is None else argv)
   overrides, status = cli.parse_flags(FLAGS, argv, usage=USAGE, doc=__doc__)
@@ -65,15 +94,21 @@ def main(argv: list[str] | None = None) -> int:
     return cli.error(f"--workdir is required (results go there; rerunning resumes), e.g. "
                      f"--workdir runs/{name}", 2)
   try:
-    import jax  # noqa: PLC0415
+    with cli.deferred_sigint():
+      import jax  # noqa: PLC0415
 
-    from lcoupling import runner  # noqa: PLC0415
+      from lcoupling import runner  # noqa: PLC0415
 
     if FLAGS.distributed:
       jax.distributed.initialize()
     spec = FLAGS.config
-    module, config = cli.load_config(spec, overrides)
-    experiment = runner.experiment_from_config(module, config, source=spec)
+    try:  # the config, its overrides and its validation: usage errors (exit status 2)
+      module, config = cli.load_config(spec, overrides)
+      experiment = runner.experiment_from_config(module, config, source=spec)
+    except (ValueError, FileNotFoundError) as e:  # incl. a missing config or prompt file
+      if FLAGS.traceback:
+        raise
+      return cli.error(e, 2)
     res = runner.run(experiment, FLAGS.workdir, progress=FLAGS.progress,
                      max_points=FLAGS.max_points, allow_version_change=FLAGS.allow_version_change)
   except KeyboardInterrupt:
@@ -90,11 +125,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[lcoupling] {experiment.config.name}: {state}, {len(res['records'])} records, "
           f"wall {meta['wall_seconds']:.1f} s")
     print(f"[lcoupling] results: {FLAGS.workdir}/results.json   figures: {FLAGS.workdir}/figures/")
+    printer = printer_command(meta.get("study"), FLAGS.workdir)
+    if printer:
+      print(f"[lcoupling] tables: {printer}")
   return 0
 
 
 def entry_point():
-  sys.exit(main())
+  """The ``lcoupling-run`` command: :func:`main`, then :func:`lcoupling.cli.exit_process`."""
+  try:
+    if _EARLY_SIGINT:
+      raise KeyboardInterrupt
+    status = main()
+  except KeyboardInterrupt:  # during the imports or before main's own handler (flag parsing)
+    cli.ignore_sigint()
+    print(f"\n{INTERRUPTED}", file=sys.stderr)
+    status = 130
+  if status == 130:
+    cli.ignore_sigint()  # a second Ctrl-C must not interrupt the exit
+  cli.exit_process(status)
 
 
 if __name__ == "__main__":

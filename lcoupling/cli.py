@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["error", "split_overrides", "parse_flags", "load_config"]
+__all__ = ["error", "split_overrides", "parse_flags", "load_config", "exit_process", "ignore_sigint",
+           "deferred_sigint"]
 
 
 def error(message, status: int = 1) -> int:
@@ -34,6 +35,71 @@ def error(message, status: int = 1) -> int:
   text = " ".join(str(message).split())  # one line, whatever the exception's formatting
   print(f"error: {text}", file=sys.stderr)
   return status
+
+
+def ignore_sigint() -> None:
+  """Ignores further Ctrl-C (from the first one's handler on: the cleanup must not be cut short)."""
+  import signal  # noqa: PLC0415
+  import threading  # noqa: PLC0415
+
+  if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class deferred_sigint:  # noqa: N801 -- used as a context manager
+  """Holds Ctrl-C back during imports; raises ``KeyboardInterrupt`` once they are done.
+
+  A ``KeyboardInterrupt`` raised while a C extension initialises (jaxlib,
+  numpy, ...) surfaces as an ``ImportError`` traceback instead of the
+  interrupt. Inside this block SIGINT is only recorded; on leaving it the
+  previous handler is restored and a recorded interrupt is raised as
+  ``KeyboardInterrupt``. (Does nothing outside the main thread or when SIGINT
+  is not handled by Python's default handler.)
+  """
+
+  def __enter__(self):
+    import signal  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    self.received, self.previous = [], None
+    if (threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+      self.previous = signal.signal(signal.SIGINT, lambda signum, frame: self.received.append(1))
+    return self
+
+  def __exit__(self, *exc):
+    import signal  # noqa: PLC0415
+
+    if self.previous is not None:
+      signal.signal(signal.SIGINT, self.previous)
+    if self.received and exc[0] is None:
+      raise KeyboardInterrupt
+    return False
+
+
+def exit_process(status: int) -> None:
+  """Ends a command-line process with ``status``; after Ctrl-C (130) without interpreter teardown.
+
+  An interrupt can land while JAX / XLA work is still in flight on native
+  threads (an asynchronously dispatched computation, a compilation, a
+  transfer). The normal exit then finalizes the interpreter and destroys the
+  XLA client and the modules under those threads, which can crash the process
+  (a segfault, exit 139, after the "interrupted" message). Everything worth
+  keeping is already on disk when a command reports the interrupt (the results
+  files are fsynced and written atomically), so after 130 the streams are
+  flushed and the process ends with :func:`os._exit`, which runs no atexit
+  handler, no finalizer and no thread join. Other statuses exit normally.
+  """
+  import os  # noqa: PLC0415
+
+  if status != 130:
+    sys.exit(status)
+  for stream in (sys.stdout, sys.stderr):
+    try:
+      stream.flush()
+    except (OSError, ValueError):
+      pass
+  os._exit(130)
 
 
 def split_overrides(args: list[str]) -> tuple[list[tuple[str, str]], list[str]]:

@@ -253,8 +253,23 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, A
     try:
       node[leaf] = value
     except (TypeError, ValueError) as e:
-      msg = " ".join(str(e).split())
-      raise ValueError(f"config.{dotted}: cannot set {value!r} ({msg})") from e
+      raise ValueError(f"config.{dotted} must be {_kind(node[leaf])}, got {value!r}") from e
+
+
+def _kind(current) -> str:
+  """What a config field holding ``current`` accepts, for error messages."""
+  if isinstance(current, bool):
+    return "a bool (true/false)"
+  if isinstance(current, int):
+    return f"an int (e.g. {current})"
+  if isinstance(current, float):
+    return f"a number (e.g. {current})"
+  if isinstance(current, str):
+    return f"a str (e.g. {current!r})"
+  if isinstance(current, (tuple, list)):
+    example = ",".join(repr(v) for v in current) or "1,2"
+    return f"a {type(current).__name__} (e.g. ({example}) or a single value)"
+  return f"a {type(current).__name__} (e.g. {current!r})"
 
 
 _apply_overrides = apply_overrides  # backwards-compatible private name

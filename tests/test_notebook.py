@@ -40,12 +40,20 @@ def _code_cells():
   return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
 
 
-def test_quickstart_notebook_runs(tmp_path):
+def test_quickstart_notebook_runs(tmp_path, monkeypatch):
   dev = "install the dev extra: pip install -e '.[dev]'"
   nbformat = pytest.importorskip("nbformat", reason=dev)
   nbclient = pytest.importorskip("nbclient", reason=dev)
+  assets = ROOT / "data" / "lm"
+  if not (assets / "SmolLM2-135M-Instruct.Q4_1.gguf").is_file():
+    pytest.skip(f"{assets} has no SmolLM2 (the language-model cells): run `make lm`")
   work = tmp_path / "somewhere"  # no configs/ here: the notebook must not need the checkout
   work.mkdir()
+  data = tmp_path / "data"  # the notebook's LCOUPLING_DATA: the assets, and its drafter cache
+  (data / "lm").mkdir(parents=True)
+  for f in assets.iterdir():
+    (data / "lm" / f.name).symlink_to(f)
+  monkeypatch.setenv("LCOUPLING_DATA", str(data))  # the kernel inherits the environment
   nb = nbformat.read(NOTEBOOK, as_version=4)
   saved = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
   assert saved, "commit the notebook with its outputs (the GitHub / Colab preview shows them)"
@@ -65,6 +73,14 @@ def test_quickstart_notebook_runs(tmp_path):
   images = [o for c in nb.cells for o in c.get("outputs", [])
             if "image/png" in o.get("data", {})]
   assert len(images) == 2
+  # The language-model cells: GLS vs SpecInfer block efficiency, strong drafter invariance.
+  assert re.search(r"^gls +block efficiency [0-9.]+ \(", outputs, re.M), outputs[-2000:]
+  assert re.search(r"^specinfer +block efficiency [0-9.]+ \(", outputs, re.M)
+  same = re.findall(r"^gls_strong with (\S+) *: .*same tokens as autoregressive: (\w+)$", outputs,
+                    re.M)
+  assert [name for name, _ in same] == ["early_exit_linear:4", "soft_bigram"], outputs[-2000:]
+  assert all(flag == "True" for _, flag in same), same
+  assert list((data / "drafters").glob("*/early_exit_linear_4/drafter.json"))
 
 
 def _source_copy(dest: pathlib.Path) -> pathlib.Path:

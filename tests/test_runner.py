@@ -361,7 +361,7 @@ def test_cli_errors_are_one_line(tmp_path):
                                   capture_output=True, text=True, env=_env(), timeout=300)
   w = str(tmp_path / "w")
   _assert_one_line_error(run("--config", "toy:quick", "--workdir", w, "--config.no_such_field=3"),
-                         "config.no_such_field: unknown config field", status=1)
+                         "config.no_such_field: unknown config field", status=2)
   _assert_one_line_error(run("--config", "toy:quick", "--workdir", w, "--config.num_pair=3"),
                          "did you mean config.num_pairs")
   _assert_one_line_error(run("--workdir", w), "--config is required", "--config toy:quick",

@@ -12,9 +12,12 @@
     python -m lcoupling.lm perplexity --model hf:/path/to/Qwen2.5-0.5B --text_file paper.txt
 
 ``generate`` prints the continuation, then the prefill and decode speeds
-(compilation is done ahead of time and reported separately). Errors (unknown
-model spec, missing or corrupt file, prompt too long) are one line naming
-the fix, without a traceback.
+(compilation is done ahead of time and reported separately). ``--temperature``
+must be a finite number > 0 (``0`` is refused: greedy decoding is
+``--greedy``), ``--top_k`` >= 0, ``--top_p`` in (0, 1]; they are checked
+before the model loads (exit status 2, like every usage error). Errors
+(unknown model spec, missing or corrupt file, prompt too long) are one line
+naming the fix, without a traceback (exit status 1).
 """
 
 from __future__ import annotations
@@ -94,6 +97,8 @@ def _generate(args) -> None:
       raise ValueError("--system needs --chat")
     ids = tok.encode(args.prompt)
   prompt = jnp.asarray(ids, jnp.int32)
+  from lcoupling.lm import sampling
+  sampling.check_sampling_args(args.temperature, args.top_k, args.top_p, model.vocab_size)
   max_length = generate.check_length(model, len(ids), args.max_new_tokens)
   options = dict(max_new_tokens=args.max_new_tokens, top_k=args.top_k, top_p=args.top_p,
                  greedy=args.greedy, eos_id=tok.eos_ids or None)
@@ -132,8 +137,28 @@ def _perplexity(args) -> None:
         file=sys.stderr)
 
 
+class UsageError(ValueError):
+  """A bad command-line value (exit status 2)."""
+
+
+def _check_generate_args(args) -> None:
+  from lcoupling.lm import sampling
+  try:
+    sampling.check_sampling_args(args.temperature, args.top_k, args.top_p)
+  except ValueError as e:
+    raise UsageError(f"--{e}") from None
+  if args.max_new_tokens < 1:
+    raise UsageError(f"--max_new_tokens must be >= 1, got {args.max_new_tokens}")
+
+
 def main(argv=None) -> int:
   args = _parser().parse_args(argv)
+  try:
+    if args.command == "generate":
+      _check_generate_args(args)
+  except UsageError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   try:
     if args.command == "fetch":
       assets.fetch_assets(args.data_dir, names=assets.MODEL_GROUPS[args.models],

@@ -55,7 +55,7 @@ from lcoupling.lm.model import Llama, decoder_stack
 
 __all__ = ["TeacherData", "continuations", "teacher_data", "fit_linear", "train_adapter",
            "acceptance", "save_drafter", "load_drafter", "build_soft_bigram", "pad_prompts",
-           "DRAFTER_FORMAT"]
+           "DRAFTER_FORMAT", "DEFAULT_CORPUS_PROMPTS", "default_corpus"]
 
 #: ``drafter.json`` format version.
 DRAFTER_FORMAT = 1
@@ -390,19 +390,70 @@ def _read_drafter(directory: pathlib.Path, target: Llama):
   return drafter, info
 
 
+#: Prompts of the default drafter corpus: HumanEval/0..109 (HumanEval/110..163 held out, as in the
+#: speculative-decoding studies).
+DEFAULT_CORPUS_PROMPTS = 110
+
+
+def default_corpus(tokenizer, data_dir: os.PathLike | str = "data",
+                   num_prompts: int | None = None) -> list[list[int]]:
+  """The first ``num_prompts`` HumanEval prompts (default :data:`DEFAULT_CORPUS_PROMPTS`), tokenized.
+
+  The corpus a training-free drafter is built from when none is given
+  (:func:`load_drafter`); the prompts are fed as raw text (no chat template).
+  """
+  from lcoupling.lm import prompts as prompts_lib  # noqa: PLC0415
+
+  n = DEFAULT_CORPUS_PROMPTS if num_prompts is None else int(num_prompts)
+  if n < 1:
+    raise ValueError(f"num_corpus_prompts must be >= 1, got {n}")
+  texts = prompts_lib.humaneval_prompts(data_dir)[:n]
+  return [list(tokenizer.encode(t)) for t in texts]
+
+
+def _target_digest(target: Llama, corpus) -> str:
+  """A short digest of the target (config and a strided sample of its embedding) and corpus."""
+  import hashlib  # noqa: PLC0415
+
+  h = hashlib.sha256(repr(target.config).encode())
+  embed = np.asarray(jax.device_get(target.embed[...]))
+  h.update(np.ascontiguousarray(embed.reshape(-1)[::4099]).tobytes())
+  h.update(json.dumps([list(map(int, s)) for s in corpus]).encode())
+  return h.hexdigest()[:16]
+
+
 def load_drafter(spec: str, target: Llama, *, corpus: Sequence[Sequence[int]] | None = None,
                  cache_dir: os.PathLike | str | None = None, data_dir: os.PathLike | str = "data",
-                 dtype: str | None = None):
+                 dtype: str | None = None, tokenizer=None, num_corpus_prompts: int | None = None,
+                 progress: bool = True):
   """The drafter named by ``spec`` (:func:`lcoupling.lm.drafters.parse_spec`) for ``target``.
+
+  The training-free drafters (``soft_bigram``, ``early_exit_linear:M``) are
+  built from the target on a corpus. Without ``corpus`` they are built from
+  the first ``num_corpus_prompts`` HumanEval prompts (:func:`default_corpus`,
+  needs the tokenizer: pass a :class:`lcoupling.lm.LoadedLM` as ``target`` or
+  ``tokenizer=``) and cached under ``data_dir/drafters/<digest of target and
+  corpus>/``, so the first call builds (about a minute for SmolLM2 on a CPU,
+  with a status line and a progress bar on stderr) and later calls load.
+
+  Example: ``load_drafter("early_exit_linear:4", lm.load("smollm2-135m"))``.
 
   Args:
     spec: ``"soft_bigram"``, ``"early_exit_linear:M"``, ``"dir:DIR"`` or ``"model:SPEC"``.
-    target: the target model.
+    target: the target model, or a :class:`lcoupling.lm.LoadedLM` (its model and tokenizer).
     corpus: token sequences to build ``soft_bigram`` / ``early_exit_linear:M`` from
-      (required for those, unless ``cache_dir`` already holds them).
-    cache_dir: where built drafters are cached (``cache_dir/<spec>/``); ``None``: not cached.
-    data_dir, dtype: for ``model:SPEC`` (:func:`lcoupling.lm.load`).
+      (default: :func:`default_corpus`).
+    cache_dir: where built drafters are cached (``cache_dir/<spec>/``, written atomically:
+      ``drafter.json`` last); default ``None``: not cached when ``corpus`` is given,
+      ``data_dir/drafters/<digest>`` for the default corpus.
+    data_dir, dtype: for ``model:SPEC`` (:func:`lcoupling.lm.load`) and the default corpus.
+    tokenizer: to tokenize the default corpus (taken from ``target`` if it is a ``LoadedLM``).
+    num_corpus_prompts: size of the default corpus (default :data:`DEFAULT_CORPUS_PROMPTS`).
+    progress: a one-line status and a progress bar on stderr while a drafter is built.
   """
+  if hasattr(target, "model") and hasattr(target, "tokenizer"):  # a LoadedLM
+    tokenizer = target.tokenizer if tokenizer is None else tokenizer
+    target = target.model
   kind, arg = drafters_lib.parse_spec(spec)
   if kind == "model":
     from lcoupling.lm.loading import load  # noqa: PLC0415
@@ -410,16 +461,41 @@ def load_drafter(spec: str, target: Llama, *, corpus: Sequence[Sequence[int]] | 
     return load(arg, data_dir=data_dir, dtype=dtype).model
   if kind == "dir":
     return _read_drafter(pathlib.Path(arg), target)[0]
+  source = "the given corpus"
+  if corpus is None and cache_dir is None:
+    if tokenizer is None:
+      raise ValueError(f"drafter {spec!r} is built from the target on a corpus: pass corpus= "
+                       "(token sequences), or tokenizer= (or a LoadedLM as the target) to build it "
+                       "from the HumanEval prompts")
+    corpus = default_corpus(tokenizer, data_dir, num_corpus_prompts)
+    cache_dir = pathlib.Path(data_dir) / "drafters" / _target_digest(target, corpus)
+    source = f"{len(corpus)} HumanEval prompts"
   cached = None if cache_dir is None else pathlib.Path(cache_dir) / spec.replace(":", "_")
   if cached is not None and (cached / "drafter.json").is_file():
     return _read_drafter(cached, target)[0]
   if corpus is None:
     raise ValueError(f"drafter {spec!r} is built from the target on a corpus: pass corpus=")
-  if kind == "soft_bigram":
-    drafter = build_soft_bigram(target, corpus)
-  else:
-    drafter = fit_linear(EarlyExit(target, arg, adapter="linear"),
-                         teacher_data(target, corpus, arg))
+  bar = None
+  if progress:
+    import sys  # noqa: PLC0415
+
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    where = f"; cached in {cached}" if cached is not None else ""
+    print(f"building drafter {spec} from {source} ({sum(map(len, corpus))} tokens, once{where})",
+          file=sys.stderr, flush=True)
+    bar = tqdm(total=len(corpus), desc=f"drafter {spec}", unit="seq", leave=False,
+               dynamic_ncols=True)
+  try:
+    if kind == "soft_bigram":
+      drafter = build_soft_bigram(target, corpus)
+    else:
+      drafter = fit_linear(EarlyExit(target, arg, adapter="linear"),
+                           teacher_data(target, corpus, arg,
+                                        progress=None if bar is None else bar.update))
+  finally:
+    if bar is not None:
+      bar.close()
   if cached is not None:
     save_drafter(cached, drafter, {"spec": spec, "hidden_size": target.config.hidden_size})
   return drafter

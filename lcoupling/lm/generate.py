@@ -99,11 +99,16 @@ def decode(key: jax.Array, model, logits: jax.Array, cache, prompt_length, *,
            max_new_tokens: int, temperature=1.0, top_k: int = 0, top_p: float = 1.0,
            greedy: bool = False, eos_id: int | Sequence[int] | None = None,
            pad_id: int | None = None):
-  """Samples ``max_new_tokens`` tokens after a :func:`prefill` (see :func:`sample`)."""
+  """Samples ``max_new_tokens`` tokens after a :func:`prefill` (see :func:`sample`).
+
+  ``temperature`` is a traced argument here (one compilation for every
+  value), so it cannot be checked inside: :func:`sample` and the command line
+  check it on the host (:func:`lcoupling.lm.sampling.check_sampling_args`)
+  before calling this; do the same when calling it directly.
+  """
   eos = _eos_tuple(eos_id)
   pad = (eos[0] if eos else 0) if pad_id is None else pad_id
-  if not greedy:
-    sampling.check_sampling_args(temperature, top_k, top_p, model.vocab_size)
+  sampling.check_sampling_args(temperature, top_k, top_p, model.vocab_size)
 
   def pick(t, row):
     if greedy:
@@ -145,7 +150,13 @@ def sample(key: jax.Array, model, prompt_ids, *, max_new_tokens: int, temperatur
     prompt_ids: ``int[P]`` token ids (``P >= 1``).
     max_new_tokens: static number of tokens to produce.
     temperature, top_k, top_p: the sampling distribution
-      (:func:`lcoupling.lm.sampling.filter_logits`); ignored when ``greedy``.
+      (:func:`lcoupling.lm.sampling.filter_logits`); ignored when ``greedy`` (but
+      still validated). ``temperature`` must be finite and > 0: ``0`` is refused,
+      greedy decoding is ``greedy=True``. The values are checked on the host when
+      they are concrete (Python numbers, NumPy or concrete JAX scalars); a
+      temperature traced by the caller's own ``jit`` / ``vmap`` cannot be
+      inspected and is not checked, so validate it before tracing
+      (:func:`lcoupling.lm.sampling.check_sampling_args`).
     greedy: take the most likely token at every step.
     eos_id: an id or ids that end the sequence (included in the output).
     pad_id: fills the positions after the end (default: the first eos id, else 0).
@@ -156,8 +167,11 @@ def sample(key: jax.Array, model, prompt_ids, *, max_new_tokens: int, temperatur
 
   Raises:
     ValueError: prompt plus ``max_new_tokens`` longer than the model's context,
-      token ids outside the vocabulary, an invalid sampling setting.
+      token ids outside the vocabulary, an invalid sampling setting (temperature
+      not a finite number > 0, top_k < 0 or above the vocabulary, top_p outside
+      ``(0, 1]``), before anything is traced.
   """
+  sampling.check_sampling_args(temperature, top_k, top_p, model.vocab_size)
   prompt_ids = jnp.asarray(prompt_ids)
   _check_prompt(model, prompt_ids)
   max_length = check_length(model, prompt_ids.shape[0], max_new_tokens)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = ["apply_temperature", "top_k_filter", "top_k_support", "top_p_filter",
            "filter_logits", "greedy", "check_sampling_args"]
@@ -37,16 +38,45 @@ __all__ = ["apply_temperature", "top_k_filter", "top_k_support", "top_p_filter",
 
 def check_sampling_args(temperature=1.0, top_k: int = 0, top_p: float = 1.0,
                         vocab_size: int | None = None) -> None:
-  """Raises ``ValueError`` naming the argument for an invalid sampling setting."""
-  if not isinstance(temperature, jax.core.Tracer) and not float(temperature) > 0:
-    raise ValueError(f"temperature must be > 0 for sampling (use greedy decoding for 0), "
-                     f"got {temperature}")
-  if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+  """Raises ``ValueError`` naming the argument for an invalid sampling setting.
+
+  The check runs on the host: call it (or an API that calls it, such as
+  :func:`lcoupling.lm.sample`) with concrete values. A temperature that is a
+  JAX tracer (inside a ``jit`` / ``vmap`` of the caller's) cannot be inspected
+  and is *not* checked: validate it before tracing.
+
+  ``temperature = 0`` is refused (the limit is greedy decoding, which is a
+  separate switch: ``greedy=True``, ``--greedy``), as are negative, NaN and
+  infinite temperatures, ``top_k < 0`` or larger than the vocabulary, and
+  ``top_p`` outside ``(0, 1]``.
+
+  Args:
+    temperature: a number > 0 (finite); a scalar array is accepted.
+    top_k: an int >= 0 (0 = keep every token).
+    top_p: a number in ``(0, 1]`` (1 = no nucleus filtering).
+    vocab_size: if given, ``top_k`` must not exceed it.
+
+  Example:
+    >>> check_sampling_args(temperature=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: temperature must be a finite number > 0, got 0.0 (for greedy decoding use greedy=True / --greedy instead of temperature 0)
+  """
+  if not isinstance(temperature, jax.core.Tracer):
+    if isinstance(temperature, (bool, str, bytes)) or np.ndim(temperature) != 0:
+      raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    t = float(np.asarray(temperature, np.float64))
+    if not (np.isfinite(t) and t > 0):
+      hint = (" (for greedy decoding use greedy=True / --greedy instead of temperature 0)"
+              if t == 0 else "")
+      raise ValueError(f"temperature must be a finite number > 0, got {t}{hint}")
+  if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
     raise ValueError(f"top_k must be an int >= 0 (0 = no top-k filtering), got {top_k!r}")
   if vocab_size is not None and top_k > vocab_size:
     raise ValueError(f"top_k = {top_k} is larger than the vocabulary ({vocab_size} tokens)")
-  if not 0 < float(top_p) <= 1:
-    raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+  if (isinstance(top_p, (bool, str, bytes)) or isinstance(top_p, jax.core.Tracer)
+      or np.ndim(top_p) != 0 or not 0 < float(top_p) <= 1):
+    raise ValueError(f"top_p must be a number in (0, 1] (1 = no nucleus filtering), got {top_p!r}")
 
 
 def apply_temperature(logits: jax.Array, temperature) -> jax.Array:

@@ -7,6 +7,8 @@
     lcoupling.specdec.generate          # every scheme, one jit/vmap-able function (engine.py)
     lcoupling.specdec.verify_block      # one block's verification walk, as a pure function
     lcoupling.specdec.metrics           # block efficiency, acceptance statistics, timed_generate
+
+Command line: ``python -m lcoupling.specdec generate`` (``__main__.py``).
 """
 
 from lcoupling.specdec import metrics

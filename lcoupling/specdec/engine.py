@@ -686,11 +686,17 @@ def _check_int(value, name, minimum):
 
 
 def _check_temperature(value, name):
+  """A concrete temperature is checked on the host (finite, > 0; ``0`` is refused: there is no
+  greedy speculative mode); a traced one (the caller's ``vmap`` over settings) cannot be
+  inspected and passes unchecked, as :func:`generate` documents."""
   if isinstance(value, jax.core.Tracer):
     return jnp.asarray(value, jnp.float32)
+  if isinstance(value, (bool, str, bytes)):
+    raise ValueError(f"{name} must be a finite number > 0 for sampling, got {value!r}")
   v = np.asarray(value, np.float64)
   if v.ndim != 0 or not np.isfinite(v) or not v > 0:
-    raise ValueError(f"{name} must be a finite number > 0 for sampling, got {value!r}")
+    raise ValueError(f"{name} must be a finite number > 0 for sampling, got {value!r} (speculative "
+                     "decoding samples; for greedy decoding use lcoupling.lm.sample(greedy=True))")
   return jnp.float32(v)
 
 
@@ -847,7 +853,13 @@ def generate(key: jax.Array, target, prompt, *, scheme: str, drafter=None, num_d
       token's race uses (so that it equals ``gls_strong`` with the same ``K``).
     draft_length: ``L``, draft tokens per block.
     max_new_tokens: output length (static); generation also stops after ``eos_id``.
-    temperature: target temperature (the drafts' too unless ``draft_temperatures``).
+    temperature: target temperature (the drafts' too unless ``draft_temperatures``): a finite
+      number > 0 (``0``, negative, NaN and infinite values are refused: there is no greedy
+      mode). Concrete values (Python / NumPy numbers, concrete JAX scalars) are checked on the
+      host before anything is traced; a temperature traced by the caller's own ``jit`` /
+      ``vmap`` (e.g. over settings) cannot be inspected and is *not* checked -- validate it
+      before tracing (:func:`lcoupling.lm.sampling.check_sampling_args`). The same holds for
+      ``draft_temperatures``.
     top_k: keep the ``top_k`` most likely tokens (``0`` = all); applied to the target's and
       to each drafter's own logits. Randomness is then generated on the support only.
     draft_temperatures: optional tuple of ``K`` drafter temperatures ("diverse" drafts;

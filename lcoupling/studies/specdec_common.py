@@ -154,7 +154,11 @@ def check_int_tuple(config, field: str, minimum: int, *, allow_empty: bool) -> t
 
 
 def check_prompt_set(config, field: str) -> None:
-  """Checks that ``config[field]`` is ``'humaneval'`` or ``'jsonl:PATH'`` of an existing file."""
+  """Checks that ``config[field]`` is ``'humaneval'`` or ``'jsonl:PATH'`` of an existing file.
+
+  A JSONL file is read: every line must be an object with the string field
+  ``config.prompt_field`` (``ValueError`` naming the line otherwise).
+  """
   spec = config[field]
   need(isinstance(spec, str) and (spec == "humaneval" or (spec.startswith("jsonl:") and
                                                          len(spec) > 6)),
@@ -164,6 +168,14 @@ def check_prompt_set(config, field: str) -> None:
     if not os.path.isfile(path):
       raise FileNotFoundError(f"config.{field}: prompt file {path!r} not found (relative paths "
                               f"are relative to {os.getcwd()})")
+    if isinstance(config.prompt_field, str) and config.prompt_field:
+      from lcoupling.lm import prompts  # noqa: PLC0415
+
+      try:  # every line must hold the field: refused here, not after the run has started
+        prompts.read_prompts_jsonl(path, config.prompt_field)
+      except ValueError as e:
+        raise ValueError(f"config.{field} (config.prompt_field={config.prompt_field!r}): "
+                         f"{e}") from None
 
 
 def validate_common(config) -> None:
@@ -429,6 +441,7 @@ def generate_batch(key, config, target, drafter, prompts: Prompts, seeds: Sequen
   outs = []
   bar = tqdm(total=len(rows), desc=desc or scheme, unit="seq", disable=not progress, leave=False,
              dynamic_ncols=True)
+  bar.set_postfix_str("compiling + first chunk")  # the first call compiles: say so, not 0/N
   for lo in range(0, len(rows), bs):
     chunk = rows[lo:lo + bs]
     full = chunk + [chunk[-1]] * (bs - len(chunk))
@@ -442,6 +455,8 @@ def generate_batch(key, config, target, drafter, prompts: Prompts, seeds: Sequen
       gen = jax.vmap(one)(keys, b, n, t)
     gen = jax.device_get(gen)
     outs.append(jax.tree.map(lambda a, m=len(chunk): np.asarray(a)[:m], gen))
+    if lo == 0:
+      bar.set_postfix_str("")
     bar.update(len(chunk))
   bar.close()
   cat = jax.tree.map(lambda *a: np.concatenate(a), *outs)
