@@ -31,13 +31,25 @@ row orders, the token-level reason for the diverse study's block efficiencies.
 ``num_drafts`` and ``draft_temperature_pairs`` are sweep fields.
 
 Figures: ``figures/specdec_matching.{png,pdf}``.
+
+The paper's model family (``make lm-qwen`` first): ``:qwen_quick`` decodes with
+Qwen2.5-Coder-1.5B-Instruct as the target and Qwen2.5-Coder-0.5B-Instruct as the
+drafter (``model:qwen2.5-coder-0.5b``; same tokenizer), HumanEval prompts 114, 131 and
+140 x 2 seeds, 32 new tokens -- minutes on a 2-core CPU (measured times in the README);
+``:qwen`` is the full protocol with the pair, an accelerator job (``make gpu-paper``)::
+
+  python -m experiments.run --config configs/specdec_matching.py:qwen_quick --workdir runs/specdec_matching_qwen_quick
+  python -m lcoupling.studies.specdec_matching runs/specdec_matching_qwen_quick
+
+``:qwen_diverse_quick`` / ``:qwen_diverse``: the diverse draft rows with the pair.
 """
 
 import ml_collections
 
 from lcoupling.studies import specdec_common
 
-VARIANTS = ("quick", "diverse", "diverse_quick")
+VARIANTS = ("quick", "diverse", "diverse_quick", "qwen_quick", "qwen", "qwen_diverse_quick",
+            "qwen_diverse")
 SWEEP_FIELDS = ("num_drafts", "draft_temperature_pairs")
 #: The diverse-drafts study's temperature pairs (configs/specdec_diverse.py).
 PAPER_PAIRS = ((0.5, 1.0), (1.0, 0.5), (1.0, 1.0), (1.5, 1.0), (1.0, 1.5), (2.0, 1.0), (1.0, 2.0))
@@ -46,7 +58,8 @@ PAPER_PAIRS = ((0.5, 1.0), (1.0, 0.5), (1.0, 1.0), (1.5, 1.0), (1.0, 1.5), (2.0,
 def get_config(arg=None):
   if arg not in (None, "", *VARIANTS):
     raise ValueError(f"configs/specdec_matching.py: unknown variant {arg!r}; known: {VARIANTS}")
-  quick = arg in ("quick", "diverse_quick")
+  quick = arg in ("quick", "diverse_quick", "qwen_quick", "qwen_diverse_quick")
+  qwen = bool(arg) and arg.startswith("qwen")
   c = ml_collections.ConfigDict()
   c.name = "specdec_matching" + ("" if not arg else "_" + arg)
   c.description = ("Token-level matching of GLS on a drafter / target pair's real next-token "
@@ -57,10 +70,12 @@ def get_config(arg=None):
   c.study = "specdec_matching"
   c.seed = 0
   specdec_common.add_common_fields(c, quick=quick, timing=False)
+  if qwen:
+    specdec_common.use_qwen_pair(c, quick=quick)
   c.num_drafts = (2, 4, 8) if quick else (2, 4, 6, 8)
   c.temperature = 1.0
   c.draft_temperature_pairs = ()
-  if arg in ("diverse", "diverse_quick"):  # the token-level view of configs/specdec_diverse.py
+  if arg in ("diverse", "diverse_quick", "qwen_diverse", "qwen_diverse_quick"):  # the token-level view of configs/specdec_diverse.py
     c.temperature = 2.0
     c.num_drafts = ()
     c.draft_temperature_pairs = PAPER_PAIRS

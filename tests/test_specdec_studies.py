@@ -237,3 +237,24 @@ def test_sequence_keys_do_not_depend_on_the_scheme():
   a = specdec_common.sequence_key(key, 1, 7)
   b = jax.random.fold_in(jax.random.fold_in(key, 1), 7)
   np.testing.assert_array_equal(jax.random.key_data(a), jax.random.key_data(b))
+
+
+@pytest.mark.parametrize("name", ["specdec_iid", "specdec_diverse", "specdec_matching",
+                                  "specdec_consistency"])
+def test_qwen_variants(name):
+  """Every speculative-decoding config has :qwen_quick and :qwen on the Qwen2.5-Coder pair,
+  validated with its sweep; the quick variant is the small one, :qwen the paper's protocol."""
+  quick = runner.load_experiment(f"{name}:qwen_quick")
+  full = runner.load_experiment(f"{name}:qwen")
+  smol = runner.load_experiment(f"{name}:quick")
+  for exp in (quick, full):
+    assert exp.config.target == specdec_common.QWEN_TARGET == "qwen2.5-coder-1.5b"
+    assert exp.config.drafter == specdec_common.QWEN_DRAFTER == "model:qwen2.5-coder-0.5b"
+    assert exp.sweep
+  assert smol.config.target == "smollm2-135m"
+  # the same study and fields (so the same printers), other sizes
+  assert set(quick.config.keys()) == set(smol.config.keys()) == set(full.config.keys())
+  assert quick.config.prompt_indices == (114, 131, 140) and quick.config.max_new_tokens == 32
+  assert full.config.prompt_indices == () and full.config.num_seeds == 5
+  assert full.config.max_new_tokens == 128
+  assert quick.config.name == f"{name}_qwen_quick" and full.config.name == f"{name}_qwen"

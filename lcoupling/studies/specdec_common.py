@@ -633,3 +633,32 @@ def printed_tables(results, args, note, body) -> str:
   if not recs:
     return "no records yet"
   return note(results["meta"]["config"], recs[0]) + "\n\n" + body(results)
+
+
+#: The paper's drafter/target family, offline (``make lm-qwen``): Qwen2.5-Coder-0.5B-Instruct
+#: drafting for Qwen2.5-Coder-1.5B-Instruct (same tokenizer, 151 936 tokens).
+QWEN_TARGET = "qwen2.5-coder-1.5b"
+QWEN_DRAFTER = "model:qwen2.5-coder-0.5b"
+
+
+def use_qwen_pair(c, *, quick: bool) -> None:
+  """Switches a speculative-decoding config to the Qwen2.5-Coder 0.5B -> 1.5B pair.
+
+  ``quick`` (the ``:qwen_quick`` variants, sized for a 2-core CPU): HumanEval
+  prompts 114, 131 and 140 (held out from the SmolLM2 drafters' corpus, so the
+  two families decode the same prompts) x 2 seeds in one batch, 32 new tokens,
+  the token rate on prompt 140 x 1 seed. Otherwise (``:qwen``) the paper's
+  protocol of :func:`add_common_fields` (164 prompts x 5 seeds, 128 tokens): an
+  accelerator job, in bfloat16 there (``dtype = "auto"``).
+  """
+  c.target = QWEN_TARGET
+  c.drafter = QWEN_DRAFTER
+  if quick:
+    c.prompt_indices = (114, 131, 140)
+    c.num_seeds = 2
+    c.max_new_tokens = 32
+    c.batch_size = 6
+    c.prompt_pad_multiple = 32
+    if "timing_prompts" in c:
+      c.timing_prompts = (140,)
+      c.timing_seeds = 1
