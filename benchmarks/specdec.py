@@ -6,6 +6,8 @@ Usage::
 
     python benchmarks/specdec.py [--quick] [--reps R] [--decode]
     python benchmarks/specdec.py --target smollm2-135m --drafter DRAFTER_SPEC [--quick]
+    python benchmarks/specdec.py --target qwen2.5-coder-1.5b --drafter model:qwen2.5-coder-0.5b \
+        [--quick] [--num_drafts K] [--draft_length L] [--json PATH]
 
 Models: a random-init Llama with the SmolLM2-135M architecture (30 layers,
 d = 576, 9 / 3 heads, head_dim 64, SwiGLU 1536, vocabulary 49 152; no
@@ -43,6 +45,11 @@ or ``early_exit_linear:4``, built from the target on HumanEval prompts 0-109),
 the real models are used instead, and section 3 decodes a real HumanEval
 prompt: tokens/s of every scheme relative to ``autoregressive`` with the same
 target, at batch 1 (latency), with the draft / target / verify split.
+Section 3 with real models is :func:`speedup_table`: every scheme is compiled
+first, then the timed decodes are *interleaved* (rep by rep, seed by seed, every
+scheme in turn) so that all schemes run under the same load, on the same prompt
+and seeds; ``--json PATH`` writes its rows (``scheme, K, L, tokens_per_s,
+speedup_vs_autoregressive, block_efficiency``, ...) and the run's metadata.
 """
 
 from __future__ import annotations
@@ -201,6 +208,57 @@ def decode_rate(target, drafter, prompt, *, schemes=("autoregressive",) + SCHEME
   return rows
 
 
+def speedup_table(target, drafter, prompt, *, schemes=("autoregressive",) + SCHEMES,
+                  num_drafts=4, draft_length=4, top_k=50, max_new_tokens=32, seeds=(0, 1),
+                  eos_id=None, reps=1, log=print) -> list[dict]:
+  """Batch-1 tokens/s of every scheme, timed interleaved, against ``autoregressive``.
+
+  Each scheme's ``generate`` is compiled (one untimed call per scheme), then for
+  each rep and each seed every scheme decodes once in turn, so load changes hit
+  all schemes alike. ``tokens_per_s`` of a scheme is its tokens over its seconds
+  summed over seeds (the best rep per seed); ``speedup_vs_autoregressive`` the
+  ratio to ``autoregressive`` on the same seeds; ``block_efficiency`` the mean
+  over seeds of tokens per target call. ``sps`` / ``daliri`` use one draft.
+  """
+  if "autoregressive" not in schemes:
+    raise ValueError("speedup_table: schemes must include 'autoregressive' (the reference)")
+  kws = {}
+  for scheme in schemes:
+    kw = dict(scheme=scheme, max_new_tokens=max_new_tokens, top_k=top_k, eos_id=eos_id)
+    if scheme != "autoregressive":
+      kw.update(drafter=drafter, draft_length=draft_length,
+                num_drafts=1 if scheme in ("sps", "daliri") else num_drafts)
+    kws[scheme] = kw
+    t0 = time.perf_counter()
+    jax.block_until_ready(specdec.generate(jax.random.key(seeds[0]), target, prompt, **kw))
+    log(f"  compiled {scheme} ({time.perf_counter() - t0:.1f} s with one decode)")
+  best = {(s, seed): np.inf for s in schemes for seed in seeds}
+  gens = {}
+  for rep in range(reps):
+    for seed in seeds:
+      for scheme in schemes:
+        t0 = time.perf_counter()
+        gen = jax.block_until_ready(specdec.generate(jax.random.key(seed), target, prompt,
+                                                     **kws[scheme]))
+        best[scheme, seed] = min(best[scheme, seed], time.perf_counter() - t0)
+        gens[scheme, seed] = gen
+  rows = []
+  for scheme in schemes:
+    tokens = sum(int(gens[scheme, seed].length) for seed in seeds)
+    seconds = sum(best[scheme, seed] for seed in seeds)
+    rows.append(dict(scheme=scheme, K=kws[scheme].get("num_drafts", 1),
+                     L=kws[scheme].get("draft_length", 0), tokens=tokens, seconds=seconds,
+                     tokens_per_s=tokens / seconds,
+                     block_efficiency=float(np.mean([metrics.block_efficiency(gens[scheme, seed])
+                                                     for seed in seeds]))))
+  ar = rows[list(schemes).index("autoregressive")]["tokens_per_s"]
+  for r in rows:
+    r["speedup_vs_autoregressive"] = r["tokens_per_s"] / ar
+    log(f"  {r['scheme']:14s} K={r['K']} L={r['L']} {r['tokens_per_s']:7.2f} tok/s  "
+        f"x{r['speedup_vs_autoregressive']:.2f}  BE {r['block_efficiency']:.2f}")
+  return rows
+
+
 def _header(args):
   dev = jax.devices()[0]
   print("# Speculative decoding: verification cost")
@@ -221,6 +279,16 @@ def main(argv=None):
   parser.add_argument("--drafter", default="early_exit_linear:4",
                       help="drafter spec for --target (lcoupling.lm.distill.load_drafter)")
   parser.add_argument("--data_dir", default="data")
+  parser.add_argument("--num_drafts", type=int, default=None,
+                      help="K of the multi-draft schemes in section 3 with --target (default 4)")
+  parser.add_argument("--draft_length", type=int, default=4, help="L (default 4)")
+  parser.add_argument("--seeds", type=int, default=None,
+                      help="decodes per scheme in section 3 (default 2, quick 2)")
+  parser.add_argument("--new_tokens", type=int, default=None,
+                      help="new tokens per decode in section 3 (default 96, quick 32)")
+  parser.add_argument("--skip_verification_cost", action="store_true",
+                      help="with --target: only section 3")
+  parser.add_argument("--json", default=None, help="with --target: write section 3's rows here")
   args = parser.parse_args(argv)
   args.reps = args.reps or (3 if args.quick else 7)
   if args.target is not None:
@@ -268,27 +336,37 @@ def _real_models(args):
         f"{getattr(dev, 'device_kind', dev.platform)}  host cpus {os.cpu_count()}")
   print(f"target: {args.target} ({llm.config.num_parameters / 1e6:.0f} M parameters, "
         f"{llm.config.dtype}); drafter: {args.drafter}; best of {args.reps} reps\n")
-  print("## 1. Verification cost per block (K = 8, L = 4; sps / daliri K = 1)")
-  rows = verification_cost(llm.model, drafter, top_ks=(50,), reps=args.reps)
-  print("\n| scheme | K | target pass (ms) | filter (ms) | walk (ms) | walk / target |")
+  if not args.skip_verification_cost:
+    print("## 1. Verification cost per block (K = 8, L = 4; sps / daliri K = 1)")
+    rows = verification_cost(llm.model, drafter, top_ks=(50,), reps=args.reps)
+    print("\n| scheme | K | target pass (ms) | filter (ms) | walk (ms) | walk / target |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+      print(f"| {r['scheme']} | {r['K']} | {r['target_ms']:.1f} | {r['filter_ms']:.2f} | "
+            f"{r['walk_ms']:.2f} | {r['walk_pct']:.2f} % |")
+  prompt = jnp.asarray(llm.tokenizer.encode(prompts[150]), jnp.int32)  # a held-out prompt
+  n = args.new_tokens or (32 if args.quick else 96)
+  k = args.num_drafts or 4
+  seeds = tuple(range(args.seeds or 2))
+  print(f"\n## 3. Decoding HumanEval/150 ({len(prompt)} prompt tokens, {n} new tokens, top-k 50, "
+        f"batch 1, K = {k}, L = {args.draft_length}, seeds {list(seeds)}, timed interleaved)")
+  t0 = time.perf_counter()
+  rows = speedup_table(llm.model, drafter, prompt, num_drafts=k, draft_length=args.draft_length,
+                       max_new_tokens=n, seeds=seeds, eos_id=llm.tokenizer.eos_id,
+                       reps=1 if args.quick else 2)
+  print("\n| scheme | K | L | tokens/s | speed-up vs autoregressive | block efficiency |")
   print("|---|---|---|---|---|---|")
   for r in rows:
-    print(f"| {r['scheme']} | {r['K']} | {r['target_ms']:.1f} | {r['filter_ms']:.2f} | "
-          f"{r['walk_ms']:.2f} | {r['walk_pct']:.2f} % |")
-  prompt = jnp.asarray(llm.tokenizer.encode(prompts[150]), jnp.int32)  # a held-out prompt
-  n = 32 if args.quick else 96
-  print(f"\n## 3. Decoding HumanEval/150 ({len(prompt)} prompt tokens, {n} new tokens, top-k 50, "
-        "batch 1)")
-  rows = decode_rate(llm.model, drafter, prompt, max_new_tokens=n, eos_id=llm.tokenizer.eos_id,
-                     reps=1 if args.quick else 3)
-  print("\n| scheme | K | tokens/s | speed-up vs autoregressive | block efficiency | draft (s) |"
-        " target (s) | verify (s) |")
-  print("|---|---|---|---|---|---|---|---|")
-  for r in rows:
-    k = 1 if r["scheme"] in ("sps", "daliri", "autoregressive") else 8
-    print(f"| {r['scheme']} | {k} | {r['tokens_per_s']:.1f} | {r['speedup']:.2f} | "
-          f"{r['block_efficiency']:.2f} | {r['draft_s']:.2f} | {r['target_s']:.2f} | "
-          f"{r['verify_s']:.3f} |")
+    print(f"| {r['scheme']} | {r['K']} | {r['L']} | {r['tokens_per_s']:.2f} | "
+          f"{r['speedup_vs_autoregressive']:.2f} | {r['block_efficiency']:.2f} |")
+  if args.json:
+    from lcoupling import results  # noqa: PLC0415
+    meta = dict(target=args.target, drafter=args.drafter, prompt="HumanEval/150",
+                prompt_tokens=int(len(prompt)), new_tokens=n, top_k=50, seeds=list(seeds),
+                dtype=llm.config.dtype, backend=jax.default_backend(), host_cpus=os.cpu_count(),
+                seconds=time.perf_counter() - t0, code=results.code_version())
+    results.atomic_write_json(args.json, dict(meta=meta, rows=rows))
+    print(f"\nwrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,51 @@
+# Copyright 2026 The lcoupling Authors.
+# SPDX-License-Identifier: Apache-2.0
+"""benchmarks/specdec.py's interleaved speed-up table (what --json writes), on tiny models."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+import jax.numpy as jnp
+import pytest
+from flax import nnx
+
+from lcoupling.lm import Llama, LlamaConfig
+
+_PATH = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "specdec.py"
+_spec = importlib.util.spec_from_file_location("bench_specdec", _PATH)
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+CFG = LlamaConfig(vocab_size=64, num_layers=2, hidden_size=16, intermediate_size=32, num_heads=4,
+                  num_kv_heads=2, head_dim=4, max_position_embeddings=128)
+
+
+def test_speedup_table_rows():
+  """The drafter is the target itself: every draft is accepted, so the block efficiency of sps,
+  SpecInfer and GLS is exactly L + 1 (10 tokens = 2 blocks of 5) and autoregressive's is 1;
+  strong GLS races dropped rows too, so it may stop a block early even then."""
+  target = Llama(CFG, rngs=nnx.Rngs(0))
+  prompt = jnp.arange(1, 9, dtype=jnp.int32)
+  lines = []
+  schemes = ("autoregressive", "sps", "specinfer", "gls", "gls_strong")
+  rows = bench.speedup_table(target, target, prompt, schemes=schemes, num_drafts=2,
+                             draft_length=4, max_new_tokens=10, seeds=(0, 1), top_k=0,
+                             log=lines.append)
+  assert [r["scheme"] for r in rows] == list(schemes)
+  for r in rows:
+    assert set(r) >= {"scheme", "K", "L", "tokens_per_s", "speedup_vs_autoregressive",
+                      "block_efficiency"}
+    assert r["tokens"] == 20 and r["tokens_per_s"] > 0
+    if r["scheme"] == "autoregressive":
+      assert (r["K"], r["L"], r["block_efficiency"], r["speedup_vs_autoregressive"]) == (1, 0, 1, 1)
+    else:
+      assert r["K"] == (1 if r["scheme"] == "sps" else 2) and r["L"] == 4
+      if r["scheme"] == "gls_strong":
+        assert 1.0 < r["block_efficiency"] <= 5.0
+      else:
+        assert r["block_efficiency"] == 5.0
+  assert any("compiled gls" in line for line in lines)
+  with pytest.raises(ValueError, match="must include 'autoregressive'"):
+    bench.speedup_table(target, target, prompt, schemes=("sps",))
