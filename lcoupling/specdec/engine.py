@@ -133,7 +133,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lcoupling import core, verifiers
+from lcoupling import acceptance, core
 from lcoupling.lm import cache as lm_cache
 from lcoupling.lm import sampling
 
@@ -141,18 +141,16 @@ __all__ = ["SCHEMES", "PAD_ID", "Generation", "Support", "Block", "generate", "v
            "support"]
 
 #: Schemes accepted by :func:`generate`.
-SCHEMES = ("autoregressive",) + verifiers.NAMES
+SCHEMES = ("autoregressive",) + acceptance.SCHEMES
 #: Value of ``Generation.tokens`` after ``length`` (and of ``accepted_lengths`` after
 #: ``num_blocks``).
 PAD_ID = -1
 
-_GLS_FAMILY = ("gls", "gls_strong", "daliri")
-_SINGLE = ("sps", "daliri")
+_GLS_FAMILY = acceptance.GLS_FAMILY
 #: The compiled walk of each scheme: ``daliri`` is ``gls`` with K = 1, ``sps`` is ``specinfer``
 #: with K = 1, and ``gls_strong`` is ``gls`` with a runtime flag (its row mask), so these pairs
 #: share one compilation.
 _WALK = {"gls_strong": "gls", "daliri": "gls", "sps": "specinfer"}
-_ACCEPT, _RESIDUAL = 0, 1  # auxiliary sub-streams
 
 
 class Generation(NamedTuple):
@@ -282,16 +280,6 @@ def _times(keys, ids, vocab_size: int):
   return out.reshape(ids.shape)
 
 
-def _race_token(log_times, sup_ids, sup_logits):
-  return sup_ids[core.race_argmin(log_times, sup_logits)]
-
-
-def _gls_token(log_times, mask, sup_ids, sup_logits):
-  """``argmin_i min_{k: mask[k]} S[k, i] / q_i`` on a support, from ``log_times [K, M]``."""
-  return _race_token(jnp.min(jnp.where(mask[:, None], log_times, jnp.inf), axis=0), sup_ids,
-                     sup_logits)
-
-
 def _lookup(query, ids, values, dense: bool):
   """``values`` of a support (``ids, values [..., M]``) at ``query [..., Q]`` ids; 0 off support."""
   if dense:
@@ -300,44 +288,17 @@ def _lookup(query, ids, values, dense: bool):
   return jnp.sum(jnp.where(eq, values[..., None, :], 0.0), axis=-1)
 
 
-def _safe_log(x):
-  return jnp.where(x > 0, jnp.log(jnp.where(x > 0, x, 1.0)), -jnp.inf)
-
-
 # --------------------------------------------------------------------------
 # The verification walk.
 # --------------------------------------------------------------------------
 
 
-def _specinfer_accepts(alive, x, u, p_x, p_sup, q, ids, dense):
-  """Recursive rejection over the alive rows in order; returns (accepts [K], residual [M])."""
-
-  def step(carry, inputs):
-    r, done = carry
-    live, xk, uk, pxk, pk = inputs
-    act = live & ~done
-    r_x = _lookup(xk[None], ids, r, dense)[0]
-    accept = act & (uk * pxk < r_x)  # u < min(1, r(x) / p(x))
-    res = jnp.maximum(r - pk, 0.0)
-    mass = jnp.sum(res)
-    # a rejection with zero residual mass has probability zero (r <= p); keep r then.
-    update = act & ~accept & (mass > 0)
-    r = jnp.where(update, res / jnp.where(mass > 0, mass, 1.0), r)
-    return (r, done | accept), accept
-
-  (r, _), accepts = jax.lax.scan(step, (q, jnp.bool_(False)), (alive, x, u, p_x, p_sup))
-  return accepts, r
-
-
-def _spectr_accepts(alive, x, u, p_x, p, q, ids, dense):
-  """SpecTr K-SEQ with K' = |alive| i.i.d. drafts; returns (accepts [K], residual [M])."""
-  k_alive = jnp.sum(alive).astype(jnp.float32)
-  rho, beta = verifiers.spectr_rho(p, q, k_alive)
-  q_x = _lookup(x, ids, q, dense)
-  accepts = alive & (u * rho * p_x < q_x)  # u < min(1, q(x) / (rho p(x)))
-  total = -jnp.expm1(k_alive * jnp.log1p(-jnp.minimum(beta, 1.0)))  # 1 - (1 - beta)^K'
-  c = jnp.where(beta > 0, total / jnp.where(beta > 0, beta, 1.0), 0.0)
-  return accepts, jnp.maximum(q - c * jnp.minimum(p, q / rho), 0.0)
+def _positions(query, ids, dense: bool):
+  """Position of each ``query [Q]`` id in the support ``ids [M]``, ``-1`` off the support."""
+  if dense:
+    return query
+  eq = query[:, None] == ids[None, :]
+  return jnp.where(jnp.any(eq, axis=1), jnp.argmax(eq, axis=1), -1).astype(jnp.int32)
 
 
 def _walk_randomness(keys: _Keys, target: Support, dense: bool, vocab_size: int):
@@ -389,21 +350,24 @@ def _walk(keys: _Keys, drafts, target: Support, draft: Support | None, scheme: s
     ids, lq = target.ids[r, j], target.logits[r, j]
     x = drafts[:, j]
     if gls:
-      y = _gls_token(race[j][:, prefix(r)], alive | strong, ids, lq)
+      y = acceptance.gls_token(race[j][:, prefix(r)], alive | strong, ids, lq)
       accepted = jnp.any(alive & (x == y))
     else:
       q = jax.nn.softmax(lq)
       d_ids, d_p = draft.ids[:, j], p_draft[:, j]  # [K, M_d]
       p_x = _lookup(x[:, None], d_ids, d_p, dense)[:, 0]  # each row's drafter prob of its draft
       u = uniforms[j]
-      if scheme == "spectr":
+      if scheme == "spectr":  # K' = |alive| i.i.d. drafts, rho* for the dynamic K'
         p_sup = d_p[r] if dense else _lookup(ids, d_ids[r], d_p[r], dense)  # common proposal
-        accepts, res = _spectr_accepts(alive, x, u, p_x, p_sup, q, ids, dense)
+        q_x = _lookup(x, ids, q, dense)
+        accepts, res = acceptance.spectr(u, p_x, q_x, p_sup, q,
+                                         jnp.sum(alive).astype(jnp.float32), alive)
       else:  # specinfer, sps
         p_sup = d_p if dense else _lookup(jnp.broadcast_to(ids, (num_rows,) + ids.shape), d_ids,
                                           d_p, dense)
-        accepts, res = _specinfer_accepts(alive, x, u, p_x, p_sup, q, ids, dense)
-      residual = _race_token(residual_race[j, prefix(r)], ids, _safe_log(res))
+        accepts, res = acceptance.specinfer(u, p_x, p_sup, q, _positions(x, ids, dense), alive)
+      residual = acceptance.race_token(residual_race[j, prefix(r)], ids,
+                                       acceptance.safe_log(res))
       accepted = jnp.any(accepts)
       y = jnp.where(accepted, x[jnp.argmax(accepts)], residual)
     alive_next = jnp.where(accepted, alive & (x == y), alive)
@@ -411,7 +375,7 @@ def _walk(keys: _Keys, drafts, target: Support, draft: Support | None, scheme: s
 
   alive, (ys, accepted, rows) = jax.lax.scan(step, all_rows, jnp.arange(length))
   r = jnp.argmax(alive).astype(jnp.int32)
-  bonus = _gls_token(race[length][:, prefix(r)], alive | strong, target.ids[r, length],
+  bonus = acceptance.gls_token(race[length][:, prefix(r)], alive | strong, target.ids[r, length],
                      target.logits[r, length])
   all_accepted = jnp.all(accepted)
   num_accepted = jnp.where(all_accepted, length, jnp.argmin(accepted)).astype(jnp.int32)
@@ -576,7 +540,7 @@ def _autoregressive_step(key, target, state: _State, temperature, eos_id, cfg: _
   k = cfg.num_drafts
   keys = _block_keys(key, n, k, 0, aux=False).race[0]  # [K]: output index n
   log_s = _times(keys, jnp.broadcast_to(sup.ids, (k,) + sup.ids.shape), cfg.vocab_size)
-  y = _gls_token(log_s, jnp.ones((k,), bool), sup.ids, sup.logits)
+  y = acceptance.gls_token(log_s, jnp.ones((k,), bool), sup.ids, sup.logits)
   tokens = jnp.full((cfg.draft_length + 1,), y, jnp.int32)
   state = _commit(state._replace(target_cache=cache), tokens, jnp.int32(1), jnp.int32(0), eos_id,
                   cfg)
@@ -771,7 +735,7 @@ def _validate(target, prompt, scheme, drafter, num_drafts, draft_length, max_new
     if drafter is None:
       raise ValueError(f"scheme {scheme!r} needs a drafter (one model, or a tuple of "
                        f"num_drafts models)")
-    if scheme in _SINGLE and num_drafts != 1:
+    if scheme in acceptance.SINGLE_DRAFT and num_drafts != 1:
       raise ValueError(f"{scheme} is a single-draft scheme: num_drafts must be 1, got "
                        f"{num_drafts}")
     if is_tuple:
