@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lcoupling.specdec import engine
+from lcoupling.specdec.verification import check_key
 
 __all__ = ["block_efficiency", "accepted_length_histogram", "position_acceptance", "token_rate",
            "summary", "PhaseTimes", "timed_generate"]
@@ -114,35 +115,35 @@ class PhaseTimes(NamedTuple):
 
 
 @functools.lru_cache(maxsize=64)
-def _phases(cfg: engine._Config):
+def _phases(cfg: engine.DecodeConfig):
   """The jitted phase functions of one configuration (compiled once, reused)."""
 
   @jax.jit
   def prefill(target, drafter, prompt, prompt_length):
-    return engine._prefill(target, drafter, prompt, prompt_length, cfg)
+    return engine.prefill(target, drafter, prompt, prompt_length, cfg)
 
   @functools.partial(jax.jit, donate_argnums=(2,))
   def draft(key, drafter, drafter_cache, seq, p, n, draft_temperatures):
-    keys = engine._keys(key, n, cfg)
-    return engine._draft_phase(keys, drafter, drafter_cache, seq, p, n, draft_temperatures, cfg)
+    keys = engine.keys_of(key, n, cfg)
+    return engine.draft_phase(keys, drafter, drafter_cache, seq, p, n, draft_temperatures, cfg)
 
   @functools.partial(jax.jit, donate_argnums=(1,))
   def target_pass(target, target_cache, seq, p, n, drafts, temperature):
-    return engine._target_phase(target, target_cache, seq, p, n, drafts, temperature, cfg)
+    return engine.target_phase(target, target_cache, seq, p, n, drafts, temperature, cfg)
 
   @functools.partial(jax.jit, donate_argnums=(5,))
   def verify(key, state, drafts, target_sup, draft_sup, target_cache, eos_id, strong):
-    keys = engine._keys(key, state.n, cfg)
-    return engine._verify_phase(keys, state, drafts, target_sup, draft_sup, target_cache, eos_id,
-                                strong, cfg)
+    keys = engine.keys_of(key, state.n, cfg)
+    return engine.verify_phase(keys, state, drafts, target_sup, draft_sup, target_cache, eos_id,
+                               strong, cfg)
 
   @functools.partial(jax.jit, donate_argnums=(2,))
   def autoregressive(key, target, state, temperature, eos_id):
-    return engine._autoregressive_step(key, target, state, temperature, eos_id, cfg)
+    return engine.autoregressive_step(key, target, state, temperature, eos_id, cfg)
 
   @jax.jit
   def finish(state):
-    return engine._finish(state, cfg)
+    return engine.finish(state, cfg)
 
   return prefill, draft, target_pass, verify, autoregressive, finish
 
@@ -163,15 +164,9 @@ def timed_generate(key: jax.Array, target, prompt, *, warmup: bool = True, **kwa
   Returns:
     ``(Generation, PhaseTimes)``.
   """
-  cfg, (target, drafter, prompt, plen, temperature, draft_temps, eos, strong) = engine._validate(
-      target, prompt, kwargs.pop("scheme", None), kwargs.pop("drafter", None),
-      kwargs.pop("num_drafts", 1), kwargs.pop("draft_length", 4),
-      kwargs.pop("max_new_tokens", None), kwargs.pop("temperature", 1.0),
-      kwargs.pop("top_k", 0), kwargs.pop("draft_temperatures", None),
-      kwargs.pop("eos_id", None), kwargs.pop("prompt_length", None))
-  if kwargs:
-    raise TypeError(f"timed_generate got unexpected arguments {sorted(kwargs)}")
-  key = engine._check_key(key)
+  cfg, inputs = engine.prepare(target, prompt, **kwargs)
+  target, drafter, prompt, plen, temperature, draft_temps, eos, strong = inputs
+  key = check_key(key)
   prefill, draft, target_pass, verify, autoregressive, finish = _phases(cfg)
   ready = jax.block_until_ready
 
@@ -181,7 +176,7 @@ def timed_generate(key: jax.Array, target, prompt, *, warmup: bool = True, **kwa
     state = ready(prefill(target, drafter, prompt, plen))
     times["prefill"] = time.perf_counter() - t0
     while not bool(state.done):
-      if cfg.scheme == "autoregressive":
+      if cfg.walk == "autoregressive":
         t0 = time.perf_counter()
         state = ready(autoregressive(key, target, state, temperature, eos))
         times["target"] += time.perf_counter() - t0
