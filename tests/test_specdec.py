@@ -382,7 +382,14 @@ def test_metrics():
   s = metrics.summary(one)
   hist = np.array(s["accepted_length_histogram"])
   assert hist.sum() == one.num_blocks.sum() and len(hist) == L + 1
-  assert s["block_efficiency"] == pytest.approx(one.length.sum() / one.num_target_calls.sum())
+  ratios = one.length / one.num_target_calls
+  assert s["block_efficiency"] == pytest.approx(ratios.mean())  # mean of per-sequence ratios
+  pooled = one.length.sum() / one.num_target_calls.sum()
+  assert s["pooled_block_efficiency"] == pytest.approx(pooled)
+  assert s["block_efficiency"] != s["pooled_block_efficiency"]  # the two estimators differ
+  grid = ratios.reshape(4, -1)  # [seeds, prompts]: the paper's mean over prompts per seed
+  np.testing.assert_allclose(metrics.block_efficiency_per_seed(
+      one.length.reshape(4, -1), one.num_target_calls.reshape(4, -1)), grid.mean(1))
   assert 1 < s["block_efficiency"] <= L + 1
   acc = np.array(s["position_acceptance"])
   assert acc.shape == (L,) and ((acc > 0) & (acc < 1)).all()
