@@ -182,7 +182,7 @@ def spectr_rho(p: jax.Array, q: jax.Array, num_drafts) -> tuple[jax.Array, jax.A
 
 
 def spectr_acceptance(beta, num_drafts):
-  r"""SpecTr's acceptance probability :math:`1 - (1 - \beta)^K` (``beta`` = :math:`\beta(\rho^*)`)."""
+  r"""SpecTr's acceptance probability :math:`1 - (1 - \beta)^K` (``beta`` at :math:`\rho^*`)."""
   return -jnp.expm1(num_drafts * jnp.log1p(-jnp.minimum(beta, 1.0)))
 
 

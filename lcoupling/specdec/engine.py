@@ -308,6 +308,7 @@ def draft_phase(keys: BlockKeys, drafter, cache, seq, p, n, draft_temperatures, 
     sup = support(last_logits, draft_temperatures[:, None], cfg.top_k)  # [K, M]
     log_s = race_times(keys.race[j], sup.ids, cfg.vocab_size)
     x = jnp.take_along_axis(sup.ids, core.race_argmin(log_s, sup.logits)[:, None], 1)[:, 0]
+
     def next_step(cache):  # the drafters read the drafts X[:, j] at position p + n + j
       logits, cache = _call_drafters(drafter, cache, x[:, None], p + n + j, cfg)
       return logits[:, 0], cache
