@@ -67,10 +67,10 @@ from flax import nnx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from lcoupling import specdec  # noqa: E402
+from lcoupling import acceptance, specdec  # noqa: E402
 from lcoupling.lm import Llama, LlamaConfig  # noqa: E402
 from lcoupling.lm import cache as lm_cache  # noqa: E402
-from lcoupling.specdec import engine, metrics  # noqa: E402
+from lcoupling.specdec import engine, metrics, verification  # noqa: E402
 
 SMOLLM2_135M = LlamaConfig(vocab_size=49152, num_layers=30, hidden_size=576,
                            intermediate_size=1536, num_heads=9, num_kv_heads=3, head_dim=64,
@@ -97,17 +97,18 @@ def _prompt(vocab_size, length, seed=0):
 
 def _block(target, drafter, scheme, num_drafts, draft_length, top_k, prompt, temperature=1.0):
   """A real block: prefilled caches, drafts and the target's cache state before its pass."""
-  cfg, (target, drafter, prompt, plen, temp, dtemps, _, strong) = engine._validate(
-      target, prompt, scheme, drafter, num_drafts, draft_length, 16, temperature, top_k, None,
-      None)
-  state = jax.jit(lambda t, d, p, n: engine._prefill(t, d, p, n, cfg))(target, drafter, prompt,
-                                                                        plen)
+  cfg, inputs = engine.prepare(target, prompt, scheme=scheme, drafter=drafter,
+                               num_drafts=num_drafts, draft_length=draft_length,
+                               max_new_tokens=16, temperature=temperature, top_k=top_k)
+  state = jax.jit(lambda t, d, p, n: engine.prefill(t, d, p, n, cfg))(
+      inputs.target, inputs.drafter, inputs.prompt, inputs.prompt_length)
   key = jax.random.key(0)
-  keys = engine._keys(key, state.n, cfg)
+  keys = engine.keys_of(key, state.n, cfg)
   drafts, draft_sup, _ = jax.jit(
-      lambda d, c, s, p, n, dt: engine._draft_phase(keys, d, c, s, p, n, dt, cfg))(
-          drafter, state.drafter_cache, state.seq, state.p, state.n, dtemps)
-  return cfg, key, state, drafts, draft_sup, temp, strong
+      lambda d, c, s, p, n, dt: engine.draft_phase(keys, d, c, s, p, n, dt, cfg))(
+          inputs.drafter, state.drafter_cache, state.seq, state.p, state.n,
+          inputs.draft_temperatures)
+  return cfg, key, state, drafts, draft_sup, inputs.temperature, inputs.strong
 
 
 def verification_cost(target, drafter, *, schemes=SCHEMES, num_drafts=8, draft_length=4,
@@ -117,7 +118,7 @@ def verification_cost(target, drafter, *, schemes=SCHEMES, num_drafts=8, draft_l
   forward_ms, filter_ms = {}, {}  # per K (and top-k): they do not depend on the scheme
   for top_k in top_ks:
     for scheme in schemes:
-      k = 1 if scheme in ("sps", "daliri") else num_drafts
+      k = 1 if scheme in acceptance.SINGLE_DRAFT else num_drafts
       prompt = _prompt(target.vocab_size, prompt_length)
       cfg, key, state, drafts, draft_sup, temp, strong = _block(
           target, drafter, scheme, k, draft_length, top_k, prompt)
@@ -136,9 +137,9 @@ def verification_cost(target, drafter, *, schemes=SCHEMES, num_drafts=8, draft_l
 
       @jax.jit
       def walk(key, n, drafts, target_sup, draft_sup, strong):
-        keys = engine._keys(key, n, cfg)
-        return engine._walk(keys, drafts, target_sup, draft_sup, cfg.scheme, cfg.top_k == 0,
-                            cfg.vocab_size, strong)
+        keys = engine.keys_of(key, n, cfg)
+        return verification.walk(keys, drafts, target_sup, draft_sup, cfg.walk, cfg.top_k == 0,
+                                 cfg.vocab_size, strong)
 
       walk_ms = 1e3 * _time(walk, key, state.n, drafts, target_sup, draft_sup, strong, reps=reps)
       row = dict(scheme=scheme, K=k, L=draft_length, top_k=top_k, target_ms=forward_ms[k],
@@ -189,7 +190,7 @@ def decode_rate(target, drafter, prompt, *, schemes=("autoregressive",) + SCHEME
     kw = dict(scheme=scheme, max_new_tokens=max_new_tokens, top_k=top_k, eos_id=eos_id)
     if scheme != "autoregressive":
       kw.update(drafter=drafter, draft_length=draft_length,
-                num_drafts=1 if scheme in ("sps", "daliri") else num_drafts)
+                num_drafts=1 if scheme in acceptance.SINGLE_DRAFT else num_drafts)
     gen = jax.block_until_ready(specdec.generate(key, target, prompt, **kw))  # compile
     seconds = np.inf
     for _ in range(reps):

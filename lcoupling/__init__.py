@@ -10,6 +10,7 @@ Public API (all functions are pure and key-first)::
     lcoupling.checked(fn)  # value checks (NaN logits, codec log weights) also under jit/vmap
     lcoupling.ProbabilitiesAsLogitsWarning  # samplers take logits: pass jnp.log(p)
     lcoupling.bounds       # acceptance bounds and exact probabilities
+    lcoupling.acceptance   # the acceptance rules (GLS race, SpecInfer, SpecTr, SpS) and scheme metadata
     lcoupling.verifiers    # token-level multi-draft verifiers
     lcoupling.compression  # GLS / baseline codecs with K decoders, framed messages (+ .vae, .train)
     lcoupling.data         # MNIST / CIFAR-10 through tfds data sources; source / side-information split
@@ -44,7 +45,7 @@ __version__ = "0.1.0"
 def __getattr__(name):  # lazy submodules keep `import lcoupling` cheap
   import importlib
 
-  if name in ("bounds", "verifiers", "compression", "data", "runner", "parallel", "results",
+  if name in ("acceptance", "bounds", "verifiers", "compression", "data", "runner", "parallel", "results",
               "studies", "plotting", "lm", "specdec", "wheels"):
     return importlib.import_module(f"lcoupling.{name}")
   raise AttributeError(f"module 'lcoupling' has no attribute {name!r}")

@@ -70,6 +70,7 @@ __all__ = [
     "race_times_at",
     "log_race_times",
     "race_argmin",
+    "safe_log",
     "gls_sample",
     "gumbel_coupling",
     "weighted_minhash_coupling",
@@ -406,6 +407,12 @@ def race_times_at(key: jax.Array, symbols: jax.Array, *, num_symbols: int | None
   return out if log else jnp.exp(out)
 
 
+def safe_log(x: jax.Array) -> jax.Array:
+  """``log x`` with ``-inf`` where ``x <= 0`` (zero mass), without a NaN gradient or warning:
+  how probabilities (residuals, masses) become logits."""
+  return jnp.where(x > 0, jnp.log(jnp.where(x > 0, x, 1.0)), -jnp.inf)
+
+
 def race_argmin(log_times: jax.Array, logits: jax.Array, axis: int = -1) -> jax.Array:
   """Winner of the exponential race ``argmin_i S_i / p_i`` (in log space).
 
@@ -597,10 +604,9 @@ def _maximal_coupling(key, logits_p, logits_q):
   m = jnp.minimum(p, q)
   overlap = jnp.sum(m)
   k_u, k_m, k_p, k_q = (jax.random.fold_in(key, i) for i in range(4))
-  log = lambda a: jnp.where(a > 0, jnp.log(jnp.where(a > 0, a, 1.0)), -jnp.inf)
-  same = jax.random.categorical(k_m, log(m))
-  x_res = jax.random.categorical(k_p, log(jnp.maximum(p - m, 0.0)))
-  y_res = jax.random.categorical(k_q, log(jnp.maximum(q - m, 0.0)))
+  same = jax.random.categorical(k_m, safe_log(m))
+  x_res = jax.random.categorical(k_p, safe_log(jnp.maximum(p - m, 0.0)))
+  y_res = jax.random.categorical(k_q, safe_log(jnp.maximum(q - m, 0.0)))
   together = jax.random.uniform(k_u) < overlap
   x = jnp.where(together, same, x_res).astype(jnp.int32)
   y = jnp.where(together, same, y_res).astype(jnp.int32)

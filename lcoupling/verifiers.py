@@ -131,15 +131,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lcoupling import core
+from lcoupling import acceptance, core
 
 __all__ = ["NAMES", "Verifier", "get", "simulate", "spectr_rho"]
 
-#: Names accepted by :func:`get`.
-NAMES = ("gls", "gls_strong", "specinfer", "spectr", "sps", "daliri")
+#: Names accepted by :func:`get` (:data:`lcoupling.acceptance.SCHEMES`).
+NAMES = acceptance.SCHEMES
 
-#: Fixed number of bisection steps for SpecTr's rho* (float32 converges in ~30).
-_BISECTION_STEPS = 40
+#: SpecTr's ``(rho*, beta(rho*))`` (:func:`lcoupling.acceptance.spectr_rho`).
+spectr_rho = acceptance.spectr_rho
 
 
 class Verifier(NamedTuple):
@@ -238,10 +238,6 @@ def _aux_key(key, k, what):
   return jax.random.fold_in(jax.random.fold_in(aux, k), what)
 
 
-def _safe_log(x):
-  return jnp.where(x > 0, jnp.log(jnp.where(x > 0, x, 1.0)), -jnp.inf)
-
-
 def _first_index(mask):
   """Position of the first True entry of a bool[K] vector, or -1."""
   idx = jnp.argmax(mask).astype(jnp.int32)
@@ -257,7 +253,7 @@ def _first_accepted_or_residual(key, drafts, accepts, residual_probs):
   index = _first_index(accepts)
   k_drafts = drafts.shape[0]
   residual = jax.random.categorical(_aux_key(key, k_drafts - 1, 1),
-                                    _safe_log(residual_probs)).astype(jnp.int32)
+                                    acceptance.safe_log(residual_probs)).astype(jnp.int32)
   accepted = index >= 0
   token = jnp.where(accepted, drafts[jnp.maximum(index, 0)], residual)
   return token, accepted, index
@@ -279,7 +275,8 @@ def _race_drafts(key, draft_logits, num_drafts):
 def _gls_verify(key, drafts, target_logits, num_rows):
   n = target_logits.shape[-1]
   log_s = core.log_race_times(key, (num_rows, n))
-  token = core.race_argmin(jnp.min(log_s, axis=0), target_logits)
+  token = acceptance.gls_token(log_s, jnp.ones((num_rows,), bool), jnp.arange(n, dtype=jnp.int32),
+                               target_logits)
   index = _first_index(drafts == token)
   return token, index >= 0, index
 
@@ -343,20 +340,10 @@ def _specinfer_verify(key, drafts, draft_logits, target_logits):
   n = target_logits.shape[-1]
   p_all = jax.nn.softmax(jnp.broadcast_to(draft_logits, (k_drafts, n)), axis=-1)
   q = jax.nn.softmax(target_logits)
-
-  def step(carry, inputs):
-    r, done = carry
-    k, x, p = inputs
-    u = jax.random.uniform(_aux_key(key, k, 0))
-    accept = (~done) & (u * p[x] < r[x])  # u < min(1, r(x) / p(x))
-    res = jnp.maximum(r - p, 0.0)
-    mass = jnp.sum(res)
-    # A rejection with zero residual mass has probability zero (r = p); keep r.
-    r_next = jnp.where(done | accept | (mass <= 0), r, res / jnp.where(mass > 0, mass, 1.0))
-    return (r_next, done | accept), accept
-
   ks = jnp.arange(k_drafts, dtype=jnp.uint32)
-  (r, _), accepts = jax.lax.scan(step, (q, jnp.bool_(False)), (ks, drafts, p_all))
+  u = jax.vmap(lambda k: jax.random.uniform(_aux_key(key, k, 0)))(ks)
+  p_x = jnp.take_along_axis(p_all, drafts[:, None], axis=1)[:, 0]
+  accepts, r = acceptance.specinfer(u, p_x, p_all, q, drafts)
   return _first_accepted_or_residual(key, drafts, accepts, r)
 
 
@@ -386,47 +373,15 @@ def _sps_verify(key, drafts, draft_logits, target_logits):
 # --------------------------------------------------------------------------
 
 
-def spectr_rho(p: jax.Array, q: jax.Array, num_drafts: int) -> tuple[jax.Array, jax.Array]:
-  r"""SpecTr's :math:`(\rho^*, \beta(\rho^*))` for probabilities ``p``, ``q``.
-
-  Bisection on :math:`g(\rho) = 1 - (1-\beta(\rho))^K - \rho\beta(\rho)`,
-  which is non-increasing on ``[1, K]`` with ``g(K) <= 0``; returns the upper
-  end of the final bracket (``g <= 0`` there). jit-able.
-  """
-  k = num_drafts
-
-  def beta(rho):
-    return jnp.sum(jnp.minimum(p, q / rho))
-
-  def g(rho):
-    b = beta(rho)
-    return -jnp.expm1(k * jnp.log1p(-jnp.minimum(b, 1.0))) - rho * b
-
-  def body(_, bracket):
-    lo, hi = bracket
-    mid = 0.5 * (lo + hi)
-    pos = g(mid) > 0
-    return jnp.where(pos, mid, lo), jnp.where(pos, hi, mid)
-
-  one = jnp.float32(1.0)
-  _, hi = jax.lax.fori_loop(0, _BISECTION_STEPS, body, (one, jnp.float32(k)))
-  rho = jnp.where(g(one) <= 0, one, hi)
-  return rho, beta(rho)
-
-
 @jax.jit
 def _spectr_verify(key, drafts, draft_logits, target_logits):
   k_drafts = drafts.shape[0]
   logits_p = draft_logits if draft_logits.ndim == 1 else draft_logits[0]
   p = jax.nn.softmax(logits_p)
   q = jax.nn.softmax(target_logits)
-  rho, beta = spectr_rho(p, q, k_drafts)
   ks = jnp.arange(k_drafts, dtype=jnp.uint32)
   u = jax.vmap(lambda k: jax.random.uniform(_aux_key(key, k, 0)))(ks)
-  accepts = u * rho * p[drafts] < q[drafts]  # u < min(1, q(x) / (rho p(x)))
-  total = -jnp.expm1(k_drafts * jnp.log1p(-jnp.minimum(beta, 1.0)))  # 1 - (1 - beta)^K
-  c = jnp.where(beta > 0, total / jnp.where(beta > 0, beta, 1.0), 0.0)
-  res = jnp.maximum(q - c * jnp.minimum(p, q / rho), 0.0)
+  accepts, res = acceptance.spectr(u, p[drafts], q[drafts], p, q, k_drafts)
   return _first_accepted_or_residual(key, drafts, accepts, res)
 
 
@@ -448,14 +403,16 @@ def _spectr_verify_public(key, drafts, draft_logits, target_logits):
 # Registry.
 # --------------------------------------------------------------------------
 
-_VERIFIERS = {
-    "gls": Verifier("gls", _gls_draft, _gls_verify_public, True, True),
-    "gls_strong": Verifier("gls_strong", _gls_strong_draft, _gls_strong_verify, True, True),
-    "specinfer": Verifier("specinfer", _specinfer_draft, _specinfer_verify_public, True, False),
-    "spectr": Verifier("spectr", _spectr_draft, _spectr_verify_public, False, False),
-    "sps": Verifier("sps", _sps_draft, _sps_verify, False, False),
-    "daliri": Verifier("daliri", _daliri_draft, _daliri_verify, False, True),
+_FUNCTIONS = {
+    "gls": (_gls_draft, _gls_verify_public),
+    "gls_strong": (_gls_strong_draft, _gls_strong_verify),
+    "specinfer": (_specinfer_draft, _specinfer_verify_public),
+    "spectr": (_spectr_draft, _spectr_verify_public),
+    "sps": (_sps_draft, _sps_verify),
+    "daliri": (_daliri_draft, _daliri_verify),
 }
+_VERIFIERS = {name: Verifier(name, *_FUNCTIONS[name], name in acceptance.DIVERSE,
+                             name in acceptance.GLS_FAMILY) for name in NAMES}
 
 
 def get(name: str) -> Verifier:

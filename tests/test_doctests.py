@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["lcoupling.cli", "lcoupling.core", "lcoupling.parallel", "lcoupling.bounds",
+MODULES = ["lcoupling.cli", "lcoupling.core", "lcoupling.acceptance", "lcoupling.parallel", "lcoupling.bounds",
            "lcoupling.verifiers", "lcoupling.compression", "lcoupling.compression.codec", "lcoupling.compression.message",
            "lcoupling.compression.vae", "lcoupling.compression.train", "lcoupling.data",
            "lcoupling.data.images", "lcoupling.data.loading", "lcoupling.studies.common",

@@ -172,10 +172,10 @@ def test_continuations_are_exact_samples_and_batching_free(target):
   """continuations = one generate per prompt (fold_in(key, i)), whatever the batch size."""
   prompts = [[1, 2, 3], [4], [5, 6, 7, 8, 9]]
   key = jax.random.key(3)
-  a = distill.continuations(key, target, prompts, max_new_tokens=5, top_k=8, batch_size=2,
-                            bucket=8)
-  b = distill.continuations(key, target, prompts, max_new_tokens=5, top_k=8, batch_size=3,
-                            bucket=16)
+  a = specdec.metrics.continuations(key, target, prompts, max_new_tokens=5, top_k=8,
+                                    batch_size=2, bucket=8)
+  b = specdec.metrics.continuations(key, target, prompts, max_new_tokens=5, top_k=8,
+                                    batch_size=3, bucket=16)
   assert a == b
   for i, p in enumerate(prompts):
     gen = specdec.generate(jax.random.fold_in(key, i), target, jnp.asarray(p),

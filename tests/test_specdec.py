@@ -93,9 +93,11 @@ def _run_jit(keys, target, drafter, temps, draft_temps, eos, strong, scheme, top
       drafter_, dtemps_ = None, None
     else:
       drafter_, dtemps_ = drafter, tuple(dtemps[i] for i in range(num_drafts))
-    cfg, args = engine._validate(target, jnp.asarray(PROMPT), scheme, drafter_, num_drafts, length,
-                                 NEW, temp, top_k, dtemps_, eos_id)
-    return engine._generate(key, *args[:-1], strong, cfg=cfg)
+    cfg, inputs = engine.prepare(target, jnp.asarray(PROMPT), scheme=scheme, drafter=drafter_,
+                                 num_drafts=num_drafts, draft_length=length, max_new_tokens=NEW,
+                                 temperature=temp, top_k=top_k, draft_temperatures=dtemps_,
+                                 eos_id=eos_id)
+    return engine.decode(key, inputs._replace(strong=strong), cfg=cfg)
 
   per_setting = jax.vmap(one, in_axes=(0, None, None, None))
   return jax.vmap(per_setting)(keys, temps, draft_temps, eos)
@@ -120,7 +122,7 @@ def _generations(scheme, drafters="single", top_k=0, seed=0, num_drafts=None):
   eos = jnp.array([s[3] for s in SETTINGS], jnp.int32)
   strong = jnp.bool_(scheme == "gls_strong")
   out = _run_jit(_keys(seed), TARGET, drafter, temps, dtemps, eos, strong,
-                 scheme=engine._WALK.get(scheme, scheme) if scheme == "gls_strong" else scheme,
+                 scheme="gls" if scheme == "gls_strong" else scheme,
                  top_k=top_k, length=length, num_drafts=num_drafts)
   return jax.tree.map(np.asarray, out)
 
@@ -350,10 +352,10 @@ def test_vmap_equals_loop_and_jit_compiles_once():
   kw = dict(scheme="gls", drafter=DRAFTERS[0], num_drafts=K, draft_length=L, max_new_tokens=NEW,
             top_k=TOP_K)
   keys = _keys(0)[0, :4]
-  before = engine._generate._cache_size()
+  before = engine.decode._cache_size()
   loop = [specdec.generate(k, TARGET, jnp.asarray(PROMPT), **kw) for k in keys]
   other = specdec.generate(keys[0], TARGET, jnp.asarray(PROMPT), temperature=0.8, eos_id=2, **kw)
-  assert engine._generate._cache_size() == before + 1  # keys, temperature, eos: one compile
+  assert engine.decode._cache_size() == before + 1  # keys, temperature, eos: one compile
   batched = _generations("gls", "single", TOP_K)
   for i, one in enumerate(loop):
     for field, a, b in zip(one._fields, one, batched):
@@ -380,7 +382,14 @@ def test_metrics():
   s = metrics.summary(one)
   hist = np.array(s["accepted_length_histogram"])
   assert hist.sum() == one.num_blocks.sum() and len(hist) == L + 1
-  assert s["block_efficiency"] == pytest.approx(one.length.sum() / one.num_target_calls.sum())
+  ratios = one.length / one.num_target_calls
+  assert s["block_efficiency"] == pytest.approx(ratios.mean())  # mean of per-sequence ratios
+  pooled = one.length.sum() / one.num_target_calls.sum()
+  assert s["pooled_block_efficiency"] == pytest.approx(pooled)
+  assert s["block_efficiency"] != s["pooled_block_efficiency"]  # the two estimators differ
+  grid = ratios.reshape(4, -1)  # [seeds, prompts]: the paper's mean over prompts per seed
+  np.testing.assert_allclose(metrics.block_efficiency_per_seed(
+      one.length.reshape(4, -1), one.num_target_calls.reshape(4, -1)), grid.mean(1))
   assert 1 < s["block_efficiency"] <= L + 1
   acc = np.array(s["position_acceptance"])
   assert acc.shape == (L,) and ((acc > 0) & (acc < 1)).all()
@@ -529,3 +538,13 @@ def test_verify_block_bad_input():
     specdec.verify_block(key, 0, drafts, target, draft_a, scheme="autoregressive")
   with pytest.raises(ValueError, match=r"target must have ids and logits of shape \[K, L \+ 1"):
     specdec.verify_block(key, 0, drafts[:, :2], target, draft_a, scheme="gls")
+
+
+def test_prepare_takes_generate_arguments_and_defaults():
+  """``engine.prepare`` (what host loops such as timed_generate call) mirrors ``generate``."""
+  import inspect
+  gen = inspect.signature(specdec.generate).parameters
+  prep = inspect.signature(engine.prepare).parameters
+  assert list(gen)[1:] == list(prep)
+  for name, param in prep.items():
+    assert (param.default, param.kind) == (gen[name].default, gen[name].kind), name

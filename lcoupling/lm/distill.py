@@ -5,9 +5,10 @@ r"""Building and training drafters from a target: corpus, teacher targets, fit, 
 The pipeline of ``configs/train_drafter.py`` (and of the drafters that studies
 build on the fly), each step a function a notebook can call:
 
-1. :func:`continuations` -- target-sampled text: each prompt continued by the
-   target (exact sampling, :func:`lcoupling.specdec.generate` with
-   ``scheme="autoregressive"``; prompt ``i`` uses ``fold_in(key, i)``).
+1. :func:`lcoupling.specdec.metrics.continuations` -- target-sampled text:
+   each prompt continued by the target (exact sampling; prompt ``i`` uses
+   ``fold_in(key, i)``). It lives in :mod:`lcoupling.specdec` (which imports
+   :mod:`lcoupling.lm`), so this module does not import upward.
 2. :func:`teacher_data` -- one cache-free target pass over every sequence:
    the residual stream after the drafter's ``m`` blocks (the drafter's
    *features*), the target's last residual stream, and the target's ``r``
@@ -53,7 +54,7 @@ from lcoupling.lm import sampling
 from lcoupling.lm.drafters import Adapter, EarlyExit
 from lcoupling.lm.model import Llama, decoder_stack
 
-__all__ = ["TeacherData", "continuations", "teacher_data", "fit_linear", "train_adapter",
+__all__ = ["TeacherData", "teacher_data", "fit_linear", "train_adapter",
            "acceptance", "save_drafter", "load_drafter", "build_soft_bigram", "pad_prompts",
            "DRAFTER_FORMAT", "DEFAULT_CORPUS_PROMPTS", "default_corpus"]
 
@@ -79,54 +80,6 @@ def pad_prompts(prompts: Sequence[Sequence[int]], *, multiple: int = 64, pad_id:
   for i, p in enumerate(prompts):
     buf[i, :len(p)] = p
   return buf, lengths
-
-
-def continuations(key: jax.Array, target, prompts: Sequence[Sequence[int]], *,
-                  max_new_tokens: int, temperature: float = 1.0, top_k: int = 0,
-                  eos_id: int | None = None, batch_size: int = 8, bucket: int = 128,
-                  indices: Sequence[int] | None = None,
-                  progress: Callable[[int], None] | None = None) -> list[list[int]]:
-  """Prompt + target-sampled continuation, for every prompt (an exact sample each).
-
-  Prompts are grouped by length (padded to a multiple of ``bucket``) and run
-  ``batch_size`` at a time as one vmapped :func:`lcoupling.specdec.generate`;
-  prompt ``j`` uses ``fold_in(key, indices[j])`` (default ``indices[j] = j``),
-  so the text does not depend on the batching or on which other prompts are
-  in the list. The continuation stops after ``eos_id`` (included).
-  """
-  indices = list(range(len(prompts))) if indices is None else [int(i) for i in indices]
-  if len(indices) != len(prompts):
-    raise ValueError(f"indices has {len(indices)} entries for {len(prompts)} prompts")
-  from lcoupling import specdec  # noqa: PLC0415 -- specdec imports lcoupling.lm
-
-  out: list[list[int] | None] = [None] * len(prompts)
-  order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-  groups: dict[int, list[int]] = {}
-  for i in order:
-    groups.setdefault(_round_up(len(prompts[i]), bucket), []).append(i)
-
-  @functools.partial(jax.jit, static_argnames=())
-  def run(keys, buf, lengths):
-    return jax.vmap(lambda k, b, n: specdec.generate(
-        k, target, b, prompt_length=n, scheme="autoregressive", max_new_tokens=max_new_tokens,
-        temperature=temperature, top_k=top_k, eos_id=eos_id))(keys, buf, lengths)
-
-  for width, idx in groups.items():
-    for lo in range(0, len(idx), batch_size):
-      chunk = idx[lo:lo + batch_size]
-      full = chunk + [chunk[-1]] * (batch_size - len(chunk))  # one shape per bucket
-      buf = np.zeros((batch_size, width), np.int32)
-      for r, i in enumerate(full):
-        buf[r, :len(prompts[i])] = prompts[i]
-      keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(
-          jnp.asarray([indices[i] for i in full], jnp.uint32))
-      gen = run(keys, jnp.asarray(buf), jnp.asarray([len(prompts[i]) for i in full], jnp.int32))
-      tokens, lengths = np.asarray(gen.tokens), np.asarray(gen.length)
-      for r, i in enumerate(chunk):
-        out[i] = list(prompts[i]) + tokens[r, :lengths[r]].tolist()
-      if progress is not None:
-        progress(len(chunk))
-  return out  # type: ignore[return-value]
 
 
 class TeacherData(NamedTuple):

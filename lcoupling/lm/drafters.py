@@ -52,9 +52,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lcoupling.lm.cache import KVCache
 from lcoupling.lm.markov import PreviousTokenLM
-from lcoupling.lm.model import Llama, LlamaConfig, _rms_norm, check_tokens, decoder_stack
+from lcoupling.lm.model import Llama, LlamaConfig, check_tokens, decoder_stack
 
 __all__ = ["SoftBigram", "EarlyExit", "Adapter", "soft_bigram", "fit_linear_adapter", "parse_spec",
            "ADAPTERS"]
@@ -221,16 +220,10 @@ class EarlyExit(nnx.Module):
     self.adapter_b[...] = jnp.asarray(b, dt)
 
   def init_cache(self, batch_size: int, max_length: int):
-    c = self.target_config
-    if max_length > c.max_position_embeddings:
-      raise ValueError(f"max_length {max_length} exceeds the model's context length "
-                       f"{c.max_position_embeddings}")
-
-    def kv(n):
-      shape = (n, batch_size, max_length, c.num_kv_heads, c.head_dim)
-      return KVCache(jnp.zeros(shape, c.jnp_dtype), jnp.zeros(shape, c.jnp_dtype))
-
-    return (kv(self.num_layers), kv(1) if self.adapter == "block" else ())
+    """``(trunk cache, adapter-block cache or ())``: :meth:`Llama.init_cache` of the drafter's
+    geometry (:attr:`config`, the target's context length), ``m`` blocks and one."""
+    trunk = Llama.init_cache(self, batch_size, max_length)
+    return trunk, (jax.tree.map(lambda a: a[:1], trunk) if self.adapter == "block" else ())
 
   def __call__(self, tokens, cache, positions):
     check_tokens(tokens, self.vocab_size)
@@ -267,12 +260,9 @@ class EarlyExit(nnx.Module):
       x, cache = decoder_stack(self.block.get_value(), cfg, x, q_pos, cache, k_pos)
     return x, cache
 
-  def head(self, x):
-    """The target's final RMSNorm and output head (``float32`` logits)."""
-    c = self.target_config
-    x = _rms_norm(x, self.final_norm[...], c.rms_norm_eps)
-    w = self.embed[...].T if c.tie_embeddings else self.lm_head[...]
-    return jnp.dot(x, w, preferred_element_type=jnp.float32)
+  #: The target's final RMSNorm and output head (:meth:`Llama.head`, on the copied weights
+  #: ``final_norm``, ``embed`` and ``lm_head``; ``float32`` logits).
+  head = Llama.head
 
 
 def parse_spec(spec: str) -> tuple[str, str | int | None]:

@@ -72,7 +72,7 @@ from flax import nnx
 from lcoupling.lm.cache import KVCache
 
 __all__ = ["LlamaConfig", "Llama", "LlamaLayer", "LanguageModel", "decoder_stack",
-           "rope_inv_freq", "check_tokens"]
+           "rope_inv_freq", "check_tokens", "rms_norm"]
 
 #: Finite mask value: a query with no visible key attends uniformly instead of producing NaN.
 _MASK_VALUE = -1e30
@@ -202,10 +202,14 @@ def check_tokens(tokens, vocab_size: int, name: str = "tokens") -> None:
     raise ValueError(f"{name}: token ids must lie in [0, {vocab_size}), got {bad[:8].tolist()}")
 
 
-def _rms_norm(x, weight, eps):
+def rms_norm(x, weight, eps):
   x32 = x.astype(jnp.float32)
   x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)
   return (x32 * weight.astype(jnp.float32)).astype(x.dtype)
+
+
+rms_norm.__doc__ = """RMSNorm of ``x [..., d]`` with gain ``weight [d]``, computed in ``float32``, cast back."""
+_rms_norm = rms_norm  # the name the blocks below use
 
 
 def _rope(x, cos, sin):

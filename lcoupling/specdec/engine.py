@@ -50,47 +50,15 @@ With ``n`` tokens emitted, the last committed token sits at absolute position
 ``gls_strong``: ``Y_t = argmin_i min_{k < K} S[t, k, i] / q_i`` with
 ``K = num_drafts``.
 
-Randomness
-----------
-All randomness is addressed by (key, output index ``t``, draft row ``k``),
-never by block position or call order (``t`` is the 0-based index of the
-generated token, the prompt excluded):
+Randomness is addressed by (key, output index, draft row), never by block or
+call order; :mod:`lcoupling.specdec.verification` states the layout and why
+every scheme's output is exact for any drafter.
 
-* race times: ``core.race_times_at(fold_in(fold_in(key, t), k), ids)``, only
-  on the top-k support ``ids`` when ``top_k > 0`` (bit-identical to the dense
-  row ``ids = arange(V)`` used when ``top_k = 0``);
-* SpecInfer / SpecTr / sps, with the auxiliary key
-  ``a[t] = fold_in(fold_in(key, t), AUX_STREAM)`` of index ``t``: the
-  acceptance uniform of row ``k`` is ``1 - exp(-E)`` with ``E`` the Exp(1)
-  time of counter ``2**31 + k`` under ``a[t]`` (token ids stay below
-  ``2**31``), and the residual sample is the race of ``a[t]``'s times at the
-  token ids on the residual distribution.
-
-A block derives all of these in a few vectorised calls before its walk (so
-the walk itself is arithmetic only); the values do not depend on that.
-
-Why the output is exact
------------------------
-Write :math:`\mathcal F_t` for all the randomness of output indices
-:math:`\le t`. Every draft at index ``t`` is a function of the races at
-indices :math:`\le t` (a drafter reads its own earlier drafts), and the token
-emitted at ``t`` (by a walk step, a residual or a bonus) is a function of the
-races and uniforms at index ``t``, of the drafts at ``t`` and of the alive set,
-which is decided by indices ``< t``. By induction, the emitted prefix up to
-``t - 1``, where the block boundaries fall and which rows are alive when index
-``t`` is verified are all :math:`\mathcal F_{t-1}`-measurable. Given
-:math:`\mathcal F_{t-1}`, the randomness of index ``t`` is therefore fresh: the
-alive rows' drafts at ``t`` are independent samples of their drafters'
-distributions given the common prefix, so the token-level scheme's guarantee
-applies (every scheme of :mod:`lcoupling.verifiers` outputs exactly ``q``,
-SpecTr's because the alive drafts are i.i.d.; the bonus token is a plain race
-on fresh rows), and the token at ``t`` has law ``q(. | prefix)``. A block that
-stops before index ``t`` may have let its drafts read the races at ``t`` -- but
-that stop was decided in :math:`\mathcal F_{t-1}`, and the next block (which
-emits ``t``) uses index ``t``'s randomness for emission for the first and only
-time; the drafts of the previous block at ``t`` are discarded. So the
-generated sequence is an exact sample of the target's (temperature / top-k
-filtered) autoregressive distribution, for every scheme and any drafter.
+Reading order: :func:`generate` -> :func:`decode` (prefill, a ``while_loop``
+of blocks) -> :func:`block` = :func:`draft_phase` -> :func:`target_phase` ->
+:func:`verify_phase` (the walk, then :func:`commit`). The phases take a
+static :class:`DecodeConfig` and are public, so that host loops
+(:func:`lcoupling.specdec.metrics.timed_generate`, benchmarks) time them.
 
 Invariances
 -----------
@@ -125,6 +93,8 @@ Example:
 
 from __future__ import annotations
 
+from __future__ import annotations
+
 import functools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -133,26 +103,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lcoupling import core, verifiers
+from lcoupling import acceptance, core
 from lcoupling.lm import cache as lm_cache
-from lcoupling.lm import sampling
+from lcoupling.specdec.verification import (WALK, Block, BlockKeys, Support, block_keys, check_key,
+                                    race_times, support, verify_block, walk)
 
 __all__ = ["SCHEMES", "PAD_ID", "Generation", "Support", "Block", "generate", "verify_block",
-           "support"]
+           "support", "DecodeConfig", "DecodeInputs", "State", "prepare", "decode", "keys_of",
+           "block", "draft_phase", "target_phase", "verify_phase", "commit", "autoregressive_step",
+           "prefill", "finish"]
 
 #: Schemes accepted by :func:`generate`.
-SCHEMES = ("autoregressive",) + verifiers.NAMES
+SCHEMES = ("autoregressive",) + acceptance.SCHEMES
 #: Value of ``Generation.tokens`` after ``length`` (and of ``accepted_lengths`` after
 #: ``num_blocks``).
 PAD_ID = -1
-
-_GLS_FAMILY = ("gls", "gls_strong", "daliri")
-_SINGLE = ("sps", "daliri")
-#: The compiled walk of each scheme: ``daliri`` is ``gls`` with K = 1, ``sps`` is ``specinfer``
-#: with K = 1, and ``gls_strong`` is ``gls`` with a runtime flag (its row mask), so these pairs
-#: share one compilation.
-_WALK = {"gls_strong": "gls", "daliri": "gls", "sps": "specinfer"}
-_ACCEPT, _RESIDUAL = 0, 1  # auxiliary sub-streams
 
 
 class Generation(NamedTuple):
@@ -179,49 +144,130 @@ class Generation(NamedTuple):
   position_accepted: jax.Array
 
 
-class Support(NamedTuple):
-  """A filtered distribution on token ids: ``logits[..., m]`` is the logit of ``ids[..., m]``.
+def generate(key: jax.Array, target, prompt, *, scheme: str, drafter=None, num_drafts: int = 1,
+             draft_length: int = 4, max_new_tokens: int, temperature=1.0, top_k: int = 0,
+             draft_temperatures=None, eos_id: int | None = None,
+             prompt_length=None) -> Generation:
+  """Samples ``max_new_tokens`` tokens from ``target`` after ``prompt`` (see the module docstring).
 
-  Dense form (``top_k = 0``): ``ids = arange(V)`` along the last axis. The
-  logits need not be normalised; ``-inf`` is zero mass.
+  The output is an exact sample of the target's autoregressive distribution
+  after temperature and top-k filtering, for every scheme and any drafter.
+
+  Args:
+    key: a threefry PRNG key (``jax.random.key``, the default; raw ``uint32[2]`` keys are
+      accepted); all randomness is addressed by (key, output index, draft row).
+    target: a language model (:class:`lcoupling.lm.LanguageModel`).
+    prompt: ``int[P]`` token ids, ``P >= 1``; with ``prompt_length``, a buffer whose first
+      ``prompt_length`` entries are the prompt (the rest any valid ids: padding).
+    scheme: one of :data:`SCHEMES`.
+    drafter: one model (``num_drafts`` i.i.d. rows) or a tuple of ``num_drafts`` models (one
+      row each); ``None`` for ``"autoregressive"``.
+    num_drafts: ``K``; for ``"autoregressive"`` the number of race rows whose minimum each
+      token's race uses (so that it equals ``gls_strong`` with the same ``K``).
+    draft_length: ``L``, draft tokens per block.
+    max_new_tokens: output length (static); generation also stops after ``eos_id``.
+    temperature: target temperature (the drafts' too unless ``draft_temperatures``): a finite
+      number > 0 (``0``, negative, NaN and infinite values are refused: there is no greedy
+      mode). Concrete values (Python / NumPy numbers, concrete JAX scalars) are checked on the
+      host before anything is traced; a temperature traced by the caller's own ``jit`` /
+      ``vmap`` (e.g. over settings) cannot be inspected and is *not* checked -- validate it
+      before tracing (:func:`lcoupling.lm.sampling.check_sampling_args`). The same holds for
+      ``draft_temperatures``.
+    top_k: keep the ``top_k`` most likely tokens (``0`` = all); applied to the target's and
+      to each drafter's own logits. Randomness is then generated on the support only.
+    draft_temperatures: optional tuple of ``K`` drafter temperatures ("diverse" drafts;
+      ``spectr`` refuses different values -- which it cannot check when they are traced).
+    eos_id: optional end-of-sequence id; tokens after it are :data:`PAD_ID`. (A traced
+      integer is allowed, e.g. vmapped over settings; a traced value outside the vocabulary
+      never matches.)
+    prompt_length: optional length of the prompt inside the ``prompt`` buffer (may be traced),
+      so that prompts of different lengths padded to one buffer size share one compilation
+      (and can be vmapped over together). The caches are sized for the buffer.
+
+  Returns:
+    :class:`Generation`.
+
+  Raises:
+    ValueError / TypeError naming the argument for invalid settings (see the tests).
   """
-
-  ids: jax.Array
-  logits: jax.Array
-
-
-class Block(NamedTuple):
-  """Result of one block's verification walk (:func:`verify_block`)."""
-
-  #: ``int32[L + 1]``: the emitted tokens are ``tokens[:num_emitted]``.
-  tokens: jax.Array
-  #: ``int32[]``: tokens emitted (accepted + 1: a residual / GLS token or the bonus).
-  num_emitted: jax.Array
-  #: ``int32[]``: accepted draft positions, ``0 .. L``.
-  num_accepted: jax.Array
-  #: ``int32[]``: a row whose drafts carry the emitted prefix (its cache window is kept).
-  row: jax.Array
+  key = check_key(key)
+  cfg, inputs = _validate(target, prompt, scheme, drafter, num_drafts, draft_length,
+                          max_new_tokens, temperature, top_k, draft_temperatures, eos_id,
+                          prompt_length)
+  return decode(key, inputs, cfg=cfg)
 
 
-class _Config(NamedTuple):
-  """Static configuration of one compiled decoder."""
+class DecodeConfig(NamedTuple):
+  """The static configuration of one compiled decoder (hashable; from :func:`prepare`)."""
 
-  scheme: str
+  #: the compiled walk: ``"autoregressive"``, ``"gls"`` (also ``gls_strong`` and ``daliri``),
+  #: ``"specinfer"`` (also ``sps``) or ``"spectr"`` (:data:`lcoupling.specdec.verification.WALK`).
+  walk: str
   num_drafts: int
   draft_length: int
   max_new_tokens: int
-  top_k: int  # 0 = dense (also used when top_k == vocab size)
+  top_k: int  #: 0 = dense (also used when top_k == vocab size)
   vocab_size: int
-  prompt_length: int
+  prompt_length: int  #: the prompt buffer's size (static; the prompt's length may be traced)
   cache_length: int
-  drafter_tuple: bool
+  drafter_tuple: bool  #: one drafter model per row
 
 
-class _State(NamedTuple):
-  p: jax.Array  # prompt length (the buffer holds cfg.prompt_length >= p positions)
-  n: jax.Array
+class DecodeInputs(NamedTuple):
+  """The validated array arguments of :func:`decode` (from :func:`prepare`)."""
+
+  target: Any
+  drafter: Any  #: a model, a tuple of ``num_drafts`` models, or ``None`` (autoregressive)
+  prompt: jax.Array  #: ``int32[P]`` prompt buffer
+  prompt_length: jax.Array  #: ``int32[]``
+  temperature: jax.Array  #: ``float32[]``
+  draft_temperatures: jax.Array  #: ``float32[K]``
+  eos_id: jax.Array  #: ``int32[]``, ``-1`` = none
+  strong: jax.Array  #: ``bool[]``: ``gls_strong``'s row mask (a runtime flag of the GLS walk)
+
+
+def prepare(target, prompt, *, scheme: str, drafter=None, num_drafts: int = 1,
+            draft_length: int = 4, max_new_tokens: int, temperature=1.0, top_k: int = 0,
+            draft_temperatures=None, eos_id: int | None = None,
+            prompt_length=None) -> tuple[DecodeConfig, DecodeInputs]:
+  """:func:`generate`'s validation: ``(DecodeConfig, DecodeInputs)`` for :func:`decode` or a host
+  loop of the phases. Same arguments and defaults as :func:`generate` (less the key)."""
+  return _validate(target, prompt, scheme, drafter, num_drafts, draft_length, max_new_tokens,
+                   temperature, top_k, draft_temperatures, eos_id, prompt_length)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def decode(key, inputs: DecodeInputs, cfg: DecodeConfig) -> Generation:
+  """The jitted decoder: prefill, then blocks until ``max_new_tokens`` or ``eos_id``.
+
+  ``key`` must be a checked key (:func:`lcoupling.specdec.verification.check_key`) and
+  ``cfg, inputs = prepare(...)``; :func:`generate` is ``decode(check_key(key), inputs, cfg)``.
+  """
+  target, drafter = inputs.target, inputs.drafter
+  state = prefill(target, drafter, inputs.prompt, inputs.prompt_length, cfg)
+
+  def body(state):
+    if cfg.walk == "autoregressive":
+      return autoregressive_step(key, target, state, inputs.temperature, inputs.eos_id, cfg)
+    return block(key, target, drafter, state, inputs.temperature, inputs.draft_temperatures,
+                 inputs.eos_id, inputs.strong, cfg)
+
+  state = jax.lax.while_loop(lambda s: ~s.done, body, state)
+  return finish(state, cfg)
+
+
+# --------------------------------------------------------------------------
+# One block: draft -> target pass -> verify (walk, then commit).
+# --------------------------------------------------------------------------
+
+
+class State(NamedTuple):
+  """The decoder's loop state."""
+
+  p: jax.Array  #: prompt length (the buffer holds cfg.prompt_length >= p positions)
+  n: jax.Array  #: tokens emitted so far
   done: jax.Array
-  seq: jax.Array  # committed tokens; seq[_offset(cfg) + p] = token at absolute position p
+  seq: jax.Array  #: committed tokens; ``seq[_offset(cfg) + i]`` = token at absolute position i
   target_cache: Any
   drafter_cache: Any
   num_blocks: jax.Array
@@ -230,293 +276,52 @@ class _State(NamedTuple):
   position_accepted: jax.Array
 
 
-# --------------------------------------------------------------------------
-# Distributions, races and lookups.
-# --------------------------------------------------------------------------
+def keys_of(key, n, cfg: DecodeConfig) -> BlockKeys:
+  """The row keys of the block starting at output index ``n``
+  (:func:`lcoupling.specdec.verification.block_keys`)."""
+  return block_keys(key, n, cfg.num_drafts, cfg.draft_length,
+                    cfg.walk not in acceptance.GLS_FAMILY)
 
 
-def support(logits: jax.Array, temperature, top_k: int) -> Support:
-  """Temperature, then top-k (``0`` = dense) of ``logits [..., V]`` as a :class:`Support`.
-
-  The sparse form keeps exactly the set of :func:`lcoupling.lm.sampling.top_k_filter`.
-  """
-  x = sampling.apply_temperature(logits, temperature)
-  if top_k == 0:
-    return Support(jnp.broadcast_to(jnp.arange(x.shape[-1], dtype=jnp.int32), x.shape), x)
-  return Support(*sampling.top_k_support(x, top_k))
-
-
-class _Keys(NamedTuple):
-  """The row keys of one block (output indices ``n .. n + L``)."""
-
-  race: jax.Array  #: ``[L + 1, K]``: ``fold_in(fold_in(key, n + j), k)``.
-  aux: jax.Array | None  #: ``[L]``: ``fold_in(fold_in(key, n + j), AUX_STREAM)``.
+def block(key, target, drafter, state: State, temperature, draft_temperatures, eos_id, strong,
+          cfg: DecodeConfig) -> State:
+  """One block: :func:`draft_phase`, :func:`target_phase`, :func:`verify_phase`."""
+  keys = keys_of(key, state.n, cfg)
+  drafts, draft_sup, drafter_cache = draft_phase(keys, drafter, state.drafter_cache, state.seq,
+                                                 state.p, state.n, draft_temperatures, cfg)
+  target_sup, target_cache = target_phase(target, state.target_cache, state.seq, state.p,
+                                          state.n, drafts, temperature, cfg)
+  state = state._replace(drafter_cache=drafter_cache)
+  return verify_phase(keys, state, drafts, target_sup, draft_sup, target_cache, eos_id, strong,
+                      cfg)
 
 
-#: Counter of the acceptance uniform of row ``k`` under an auxiliary key: ``_UNIFORM + k``.
-_UNIFORM = 2**31
-
-
-def _block_keys(key, n, num_rows: int, length: int, aux: bool) -> _Keys:
-  """Every row key of a block, in two vectorised call sites of the hash.
-
-  (Each call site of threefry costs XLA compile time, so the whole block
-  derives its keys and its random numbers in a handful of batched calls.)
-  """
-  positions = n + jnp.arange(length + 1)
-  pos_keys = jax.vmap(lambda t: jax.random.fold_in(key, t))(positions)  # [L+1]
-  idx = jnp.arange(num_rows + aux, dtype=jnp.uint32)
-  if aux:
-    idx = idx.at[num_rows].set(core.AUX_STREAM)
-  keys = jax.vmap(lambda kt: jax.vmap(lambda i: jax.random.fold_in(kt, i))(idx))(pos_keys)
-  if not aux:
-    return _Keys(keys, None)
-  return _Keys(keys[:, :num_rows], keys[:length, num_rows])
-
-
-def _times(keys, ids, vocab_size: int):
-  """``log S`` of row keys ``[...]`` at ``ids [..., M]`` (one call site): ``[..., M]``."""
-  flat_keys = keys.reshape(-1)
-  flat_ids = ids.reshape((flat_keys.shape[0], ids.shape[-1]))
-  out = jax.vmap(lambda k, i: core.race_times_at(k, i, num_symbols=vocab_size))(flat_keys, flat_ids)
-  return out.reshape(ids.shape)
-
-
-def _race_token(log_times, sup_ids, sup_logits):
-  return sup_ids[core.race_argmin(log_times, sup_logits)]
-
-
-def _gls_token(log_times, mask, sup_ids, sup_logits):
-  """``argmin_i min_{k: mask[k]} S[k, i] / q_i`` on a support, from ``log_times [K, M]``."""
-  return _race_token(jnp.min(jnp.where(mask[:, None], log_times, jnp.inf), axis=0), sup_ids,
-                     sup_logits)
-
-
-def _lookup(query, ids, values, dense: bool):
-  """``values`` of a support (``ids, values [..., M]``) at ``query [..., Q]`` ids; 0 off support."""
-  if dense:
-    return jnp.take_along_axis(values, query, axis=-1)
-  eq = query[..., :, None] == ids[..., None, :]
-  return jnp.sum(jnp.where(eq, values[..., None, :], 0.0), axis=-1)
-
-
-def _safe_log(x):
-  return jnp.where(x > 0, jnp.log(jnp.where(x > 0, x, 1.0)), -jnp.inf)
-
-
-# --------------------------------------------------------------------------
-# The verification walk.
-# --------------------------------------------------------------------------
-
-
-def _specinfer_accepts(alive, x, u, p_x, p_sup, q, ids, dense):
-  """Recursive rejection over the alive rows in order; returns (accepts [K], residual [M])."""
-
-  def step(carry, inputs):
-    r, done = carry
-    live, xk, uk, pxk, pk = inputs
-    act = live & ~done
-    r_x = _lookup(xk[None], ids, r, dense)[0]
-    accept = act & (uk * pxk < r_x)  # u < min(1, r(x) / p(x))
-    res = jnp.maximum(r - pk, 0.0)
-    mass = jnp.sum(res)
-    # a rejection with zero residual mass has probability zero (r <= p); keep r then.
-    update = act & ~accept & (mass > 0)
-    r = jnp.where(update, res / jnp.where(mass > 0, mass, 1.0), r)
-    return (r, done | accept), accept
-
-  (r, _), accepts = jax.lax.scan(step, (q, jnp.bool_(False)), (alive, x, u, p_x, p_sup))
-  return accepts, r
-
-
-def _spectr_accepts(alive, x, u, p_x, p, q, ids, dense):
-  """SpecTr K-SEQ with K' = |alive| i.i.d. drafts; returns (accepts [K], residual [M])."""
-  k_alive = jnp.sum(alive).astype(jnp.float32)
-  rho, beta = verifiers.spectr_rho(p, q, k_alive)
-  q_x = _lookup(x, ids, q, dense)
-  accepts = alive & (u * rho * p_x < q_x)  # u < min(1, q(x) / (rho p(x)))
-  total = -jnp.expm1(k_alive * jnp.log1p(-jnp.minimum(beta, 1.0)))  # 1 - (1 - beta)^K'
-  c = jnp.where(beta > 0, total / jnp.where(beta > 0, beta, 1.0), 0.0)
-  return accepts, jnp.maximum(q - c * jnp.minimum(p, q / rho), 0.0)
-
-
-def _walk_randomness(keys: _Keys, target: Support, dense: bool, vocab_size: int):
-  """Every random number a walk may use, generated up front in one call site of the hash.
-
-  Returns ``(race [L+1, K, R, M], uniforms [L, K] or None, residual [L, R, M] or None)``
-  where ``R`` indexes the possible *prefix rows* (the row whose target support a step uses;
-  ``R = 1`` in the dense form, whose support ``arange(V)`` is every row's): entry
-  ``race[j, k, r, m]`` is ``log S[n + j, k, target.ids[r, j, m]]``, ``residual[j, r, m]`` the
-  time of the same id under the auxiliary key of index ``n + j``, and ``uniforms[j, k]`` is
-  ``1 - exp(-E)``, ``E`` that key's time of counter ``2**31 + k``.
-  """
-  length, num_rows = keys.race.shape[0] - 1, keys.race.shape[1]
-  ids = jnp.swapaxes(target.ids[:1] if dense else target.ids, 0, 1)  # [L+1, R, M]
-  r, m = ids.shape[1:]
-  ids = ids.reshape(length + 1, 1, r * m).astype(jnp.uint32)
-  if keys.aux is None:
-    times = _times(keys.race, jnp.broadcast_to(ids, (length + 1, num_rows, r * m)), vocab_size)
-    return times.reshape(length + 1, num_rows, r, m), None, None
-  # the race rows and the auxiliary rows in one call, all with the K uniform counters appended
-  width = r * m + num_rows
-  uniform_ctr = jnp.arange(num_rows, dtype=jnp.uint32) + np.uint32(_UNIFORM)
-  ext = jnp.broadcast_to(uniform_ctr, (length + 1, 1, num_rows))
-  ids = jnp.concatenate([ids, ext], axis=-1)  # [L+1, 1, W]
-  race_ids = jnp.broadcast_to(ids, (length + 1, num_rows, width)).reshape(-1, width)
-  all_ids = jnp.concatenate([race_ids, ids[:length, 0]])
-  times = _times(jnp.concatenate([keys.race.reshape(-1), keys.aux]), all_ids, vocab_size)
-  split = (length + 1) * num_rows
-  race = times[:split, :r * m].reshape(length + 1, num_rows, r, m)
-  residual = times[split:, :r * m].reshape(length, r, m)
-  uniforms = -jnp.expm1(-jnp.exp(times[split:, r * m:]))  # 1 - exp(-E) ~ U(0, 1)
-  return race, uniforms, residual
-
-
-def _walk(keys: _Keys, drafts, target: Support, draft: Support | None, scheme: str, dense: bool,
-          vocab_size: int, strong=False) -> Block:
-  """The walk of :func:`verify_block`; ``strong`` (may be traced): the target race takes the
-  minimum over all rows (``gls_strong``) instead of the alive ones."""
-  num_rows, length = drafts.shape
-  all_rows = jnp.ones((num_rows,), bool)
-  gls = scheme in _GLS_FAMILY
-  race, uniforms, residual_race = _walk_randomness(keys, target, dense, vocab_size)
-  prefix = (lambda r: 0) if dense else (lambda r: r)  # index into the R axis
-  if not gls:
-    p_draft = jax.nn.softmax(draft.logits, axis=-1)  # [K, L, M_d]
-
-  def step(alive, j):
-    r = jnp.argmax(alive).astype(jnp.int32)  # alive rows share the prefix: any one gives q
-    ids, lq = target.ids[r, j], target.logits[r, j]
-    x = drafts[:, j]
-    if gls:
-      y = _gls_token(race[j][:, prefix(r)], alive | strong, ids, lq)
-      accepted = jnp.any(alive & (x == y))
-    else:
-      q = jax.nn.softmax(lq)
-      d_ids, d_p = draft.ids[:, j], p_draft[:, j]  # [K, M_d]
-      p_x = _lookup(x[:, None], d_ids, d_p, dense)[:, 0]  # each row's drafter prob of its draft
-      u = uniforms[j]
-      if scheme == "spectr":
-        p_sup = d_p[r] if dense else _lookup(ids, d_ids[r], d_p[r], dense)  # common proposal
-        accepts, res = _spectr_accepts(alive, x, u, p_x, p_sup, q, ids, dense)
-      else:  # specinfer, sps
-        p_sup = d_p if dense else _lookup(jnp.broadcast_to(ids, (num_rows,) + ids.shape), d_ids,
-                                          d_p, dense)
-        accepts, res = _specinfer_accepts(alive, x, u, p_x, p_sup, q, ids, dense)
-      residual = _race_token(residual_race[j, prefix(r)], ids, _safe_log(res))
-      accepted = jnp.any(accepts)
-      y = jnp.where(accepted, x[jnp.argmax(accepts)], residual)
-    alive_next = jnp.where(accepted, alive & (x == y), alive)
-    return alive_next, (y.astype(jnp.int32), accepted, r)
-
-  alive, (ys, accepted, rows) = jax.lax.scan(step, all_rows, jnp.arange(length))
-  r = jnp.argmax(alive).astype(jnp.int32)
-  bonus = _gls_token(race[length][:, prefix(r)], alive | strong, target.ids[r, length],
-                     target.logits[r, length])
-  all_accepted = jnp.all(accepted)
-  num_accepted = jnp.where(all_accepted, length, jnp.argmin(accepted)).astype(jnp.int32)
-  row = jnp.where(all_accepted, r, rows[jnp.minimum(num_accepted, length - 1)])
-  tokens = jnp.concatenate([ys, bonus.astype(jnp.int32)[None]])
-  return Block(tokens, num_accepted + 1, num_accepted, row)
-
-
-def verify_block(key: jax.Array, position, drafts: jax.Array, target: Support,
-                 draft: Support | None = None, *, scheme: str, dense: bool = False) -> Block:
-  """The verification walk of one block, as a pure function (what :func:`generate` runs).
-
-  Args:
-    key: the generation key.
-    position: output index ``n`` of the block's first token (may be traced).
-    drafts: ``int32[K, L]``, row ``k`` = draft ``k``.
-    target: :class:`Support` ``[K, L + 1, M]``: the target's filtered distribution after
-      ``[last, X[k]_1 .. X[k]_{j-1}]`` for ``j = 1 .. L + 1`` (see :func:`support`).
-    draft: :class:`Support` ``[K, L, M']``: each row's filtered drafter distribution at each
-      position. Read by ``specinfer`` / ``spectr`` / ``sps`` only; the GLS family never looks
-      at it (``None`` is allowed there) -- which is its conditional drafter invariance.
-    scheme: one of :data:`SCHEMES` except ``"autoregressive"``.
-    dense: promise that ``ids = arange(V)`` along the last axis of both supports (the
-      ``top_k = 0`` form); lookups then index instead of matching ids.
-
-  Returns:
-    :class:`Block`.
-  """
-  if scheme not in SCHEMES or scheme == "autoregressive":
-    raise ValueError(f"scheme must be one of {list(SCHEMES[1:])}, got {scheme!r}")
-  key = _check_key(key)
-  drafts = jnp.asarray(drafts, jnp.int32)
-  if drafts.ndim != 2:
-    raise ValueError(f"drafts must have shape [K, L], got {tuple(drafts.shape)}")
-  k, length = drafts.shape
-  if tuple(target.ids.shape[:2]) != (k, length + 1) or target.ids.shape != target.logits.shape:
-    raise ValueError(f"target must have ids and logits of shape [K, L + 1, M] = "
-                     f"[{k}, {length + 1}, M], got {tuple(target.ids.shape)} and "
-                     f"{tuple(target.logits.shape)}")
-  if scheme not in _GLS_FAMILY:
-    if draft is None:
-      raise ValueError(f"{scheme} reads the draft probabilities: pass draft")
-    if tuple(draft.ids.shape[:2]) != (k, length) or draft.ids.shape != draft.logits.shape:
-      raise ValueError(f"draft must have ids and logits of shape [K, L, M'] = [{k}, {length}, M'],"
-                       f" got {tuple(draft.ids.shape)} and {tuple(draft.logits.shape)}")
-  return _verify_block_jit(key, jnp.asarray(position, jnp.int32), drafts, target, draft,
-                           jnp.bool_(scheme == "gls_strong"), scheme=_WALK.get(scheme, scheme),
-                           dense=bool(dense), vocab_size=None)
-
-
-@functools.partial(jax.jit, static_argnames=("scheme", "dense", "vocab_size"))
-def _verify_block_jit(key, position, drafts, target, draft, strong, scheme, dense, vocab_size):
-  k, length = drafts.shape
-  keys = _block_keys(key, position, k, length, scheme not in _GLS_FAMILY)
-  return _walk(keys, drafts, target, draft, scheme, dense, vocab_size, strong)
-
-
-# --------------------------------------------------------------------------
-# Phases of a block (shared by the jitted loop and the timed host loop).
-# --------------------------------------------------------------------------
-
-
-def _offset(cfg: _Config) -> int:
-  return cfg.draft_length + 1
-
-
-def _seq_length(cfg: _Config) -> int:
-  return _offset(cfg) + cfg.prompt_length + cfg.max_new_tokens + cfg.draft_length + 1
-
-
-def _dense(cfg: _Config) -> bool:
-  return cfg.top_k == 0
-
-
-def _call_drafters(drafter, cache, tokens, position, cfg: _Config):
-  """All K draft rows through the drafter(s): ``tokens [K, T]`` at ``position`` -> ``[K, T, V]``."""
-  if cfg.drafter_tuple:
-    outs = [m(tokens[k:k + 1], c, position[None]) for k, (m, c) in enumerate(zip(drafter, cache))]
-    return jnp.concatenate([o[0] for o in outs]), tuple(o[1] for o in outs)
-  return drafter(tokens, cache, jnp.full((cfg.num_drafts,), position, jnp.int32))
-
-
-def _draft_phase(keys: _Keys, drafter, cache, seq, p, n, draft_temperatures, cfg: _Config):
+def draft_phase(keys: BlockKeys, drafter, cache, seq, p, n, draft_temperatures, cfg: DecodeConfig):
   """``(drafts int32[K, L], Support [K, L, M] or None, drafter cache)``.
 
   The drafter's filtered distributions are returned only for the schemes that
   read them (not for the GLS family).
   """
   k, length = cfg.num_drafts, cfg.draft_length
-  keep = cfg.scheme not in _GLS_FAMILY
+  keep = cfg.walk not in acceptance.GLS_FAMILY
   start = p + n - 1 - length
   window = jax.lax.dynamic_slice(seq, (start + _offset(cfg),), (length + 1,))
   logits, cache = _call_drafters(drafter, cache, jnp.broadcast_to(window, (k, length + 1)), start,
                                  cfg)
+
   def body(carry, j):
     last_logits, cache = carry
     sup = support(last_logits, draft_temperatures[:, None], cfg.top_k)  # [K, M]
-    log_s = _times(keys.race[j], sup.ids, cfg.vocab_size)
+    log_s = race_times(keys.race[j], sup.ids, cfg.vocab_size)
     x = jnp.take_along_axis(sup.ids, core.race_argmin(log_s, sup.logits)[:, None], 1)[:, 0]
+
+    def next_step(cache):  # the drafters read the drafts X[:, j] at position p + n + j
+      logits, cache = _call_drafters(drafter, cache, x[:, None], p + n + j, cfg)
+      return logits[:, 0], cache
+
     # the next drafter step; none after the last draft (one race / model call site either way)
-    last_logits, cache = jax.lax.cond(
-        j + 1 < length,
-        lambda c: (lambda lg, c: (lg[:, 0], c))(*_call_drafters(drafter, c, x[:, None],
-                                                                p + n + j, cfg)),
-        lambda c: (last_logits, c), cache)
+    last_logits, cache = jax.lax.cond(j + 1 < length, next_step, lambda c: (last_logits, c),
+                                      cache)
     return (last_logits, cache), (x, sup if keep else None)
 
   (_, cache), (xs, sups) = jax.lax.scan(body, (logits[:, -1], cache), jnp.arange(length))
@@ -526,7 +331,7 @@ def _draft_phase(keys: _Keys, drafter, cache, seq, p, n, draft_temperatures, cfg
   return drafts, sups, cache
 
 
-def _target_phase(target, cache, seq, p, n, drafts, temperature, cfg: _Config):
+def target_phase(target, cache, seq, p, n, drafts, temperature, cfg: DecodeConfig):
   """One target pass over ``[last, X[k]_1 .. X[k]_L]``: ``(Support [K, L + 1, M], cache)``."""
   k = cfg.num_drafts
   last = jax.lax.dynamic_index_in_dim(seq, _offset(cfg) + p + n - 1, keepdims=False)
@@ -535,11 +340,22 @@ def _target_phase(target, cache, seq, p, n, drafts, temperature, cfg: _Config):
   return support(logits, temperature, cfg.top_k), cache
 
 
-def _commit(state: _State, tokens, num_emitted, num_accepted, eos_id, cfg: _Config) -> _State:
+def verify_phase(keys: BlockKeys, state: State, drafts, target_sup, draft_sup, target_cache, eos_id,
+                 strong, cfg: DecodeConfig) -> State:
+  """Walk, then commit: cache window of the surviving row, output tokens, metrics."""
+  block = walk(keys, drafts, target_sup, draft_sup, cfg.walk, _dense(cfg), cfg.vocab_size,
+               strong)
+  target_cache = lm_cache.copy_window(target_cache, block.row,
+                                      state.p + state.n - 1, cfg.draft_length + 1)
+  state = state._replace(target_cache=target_cache)
+  return commit(state, block.tokens, block.num_emitted, block.num_accepted, eos_id, cfg)
+
+
+def commit(state: State, tokens, num_emitted, num_accepted, eos_id, cfg: DecodeConfig) -> State:
   """Appends ``tokens[:num_emitted]`` (cut after eos / at max_new_tokens) and the block's metrics.
 
   ``tokens[num_emitted:]`` are written too (one static-size update) but lie at or after the
-  new end of the output: the next block overwrites them, :func:`_finish` pads them.
+  new end of the output: the next block overwrites them, :func:`finish` pads them.
   """
   n = state.n
   size = tokens.shape[0]
@@ -557,38 +373,28 @@ def _commit(state: _State, tokens, num_emitted, num_accepted, eos_id, cfg: _Conf
       position_accepted=state.position_accepted + (j < num_accepted).astype(jnp.int32))
 
 
-def _verify_phase(keys: _Keys, state: _State, drafts, target_sup, draft_sup, target_cache, eos_id,
-                  strong, cfg: _Config) -> _State:
-  """Walk, then commit: cache window of the surviving row, output tokens, metrics."""
-  block = _walk(keys, drafts, target_sup, draft_sup, cfg.scheme, _dense(cfg), cfg.vocab_size,
-                strong)
-  target_cache = lm_cache.copy_window(target_cache, block.row,
-                                      state.p + state.n - 1, cfg.draft_length + 1)
-  state = state._replace(target_cache=target_cache)
-  return _commit(state, block.tokens, block.num_emitted, block.num_accepted, eos_id, cfg)
-
-
-def _autoregressive_step(key, target, state: _State, temperature, eos_id, cfg: _Config) -> _State:
+def autoregressive_step(key, target, state: State, temperature, eos_id, cfg: DecodeConfig) -> State:
+  """One token of ``autoregressive``: a one-token target decode and the race of ``gls_strong``."""
   p, n = state.p, state.n
   last = jax.lax.dynamic_index_in_dim(state.seq, _offset(cfg) + p + n - 1, keepdims=True)
   logits, cache = target(last[None], state.target_cache, (p + n - 1)[None].astype(jnp.int32))
   sup = support(logits[0, 0], temperature, cfg.top_k)
   k = cfg.num_drafts
-  keys = _block_keys(key, n, k, 0, aux=False).race[0]  # [K]: output index n
-  log_s = _times(keys, jnp.broadcast_to(sup.ids, (k,) + sup.ids.shape), cfg.vocab_size)
-  y = _gls_token(log_s, jnp.ones((k,), bool), sup.ids, sup.logits)
+  keys = block_keys(key, n, k, 0, aux=False).race[0]  # [K]: output index n
+  log_s = race_times(keys, jnp.broadcast_to(sup.ids, (k,) + sup.ids.shape), cfg.vocab_size)
+  y = acceptance.gls_token(log_s, jnp.ones((k,), bool), sup.ids, sup.logits)
   tokens = jnp.full((cfg.draft_length + 1,), y, jnp.int32)
-  state = _commit(state._replace(target_cache=cache), tokens, jnp.int32(1), jnp.int32(0), eos_id,
+  state = commit(state._replace(target_cache=cache), tokens, jnp.int32(1), jnp.int32(0), eos_id,
                   cfg)
   # a one-token block without drafts: no draft position was verified.
   return state._replace(position_reached=jnp.zeros_like(state.position_reached))
 
 
-def _prefill(target, drafter, prompt, prompt_length, cfg: _Config) -> _State:
+def prefill(target, drafter, prompt, prompt_length, cfg: DecodeConfig) -> State:
   """Prefills the caches with the prompt buffer (all but its last token; entries past
   ``prompt_length - 1`` are overwritten before any query can see them)."""
   p, s = cfg.prompt_length, cfg.cache_length
-  rows = 1 if cfg.scheme == "autoregressive" else cfg.num_drafts
+  rows = 1 if cfg.walk == "autoregressive" else cfg.num_drafts
 
   def prefilled(model):
     cache = model.init_cache(1, s)
@@ -605,18 +411,19 @@ def _prefill(target, drafter, prompt, prompt_length, cfg: _Config) -> _State:
     drafter_cache = lm_cache.broadcast_rows(prefilled(drafter), cfg.num_drafts)
   seq = jnp.zeros((_seq_length(cfg),), jnp.int32)
   seq = jax.lax.dynamic_update_slice(seq, prompt, (_offset(cfg),))
-  return _State(
-      p=jnp.asarray(prompt_length, jnp.int32), n=jnp.int32(0), done=jnp.bool_(False), seq=seq, target_cache=target_cache,
-      drafter_cache=drafter_cache, num_blocks=jnp.int32(0),
+  return State(
+      p=jnp.asarray(prompt_length, jnp.int32), n=jnp.int32(0), done=jnp.bool_(False), seq=seq,
+      target_cache=target_cache, drafter_cache=drafter_cache, num_blocks=jnp.int32(0),
       accepted_lengths=jnp.full((cfg.max_new_tokens,), PAD_ID, jnp.int32),
       position_reached=jnp.zeros((cfg.draft_length,), jnp.int32),
       position_accepted=jnp.zeros((cfg.draft_length,), jnp.int32))
 
 
-def _finish(state: _State, cfg: _Config) -> Generation:
+def finish(state: State, cfg: DecodeConfig) -> Generation:
+  """The :class:`Generation` of a finished loop state."""
   tokens = jax.lax.dynamic_slice(state.seq, (_offset(cfg) + state.p,), (cfg.max_new_tokens,))
   tokens = jnp.where(jnp.arange(cfg.max_new_tokens) < state.n, tokens, PAD_ID)
-  ar = cfg.scheme == "autoregressive"
+  ar = cfg.walk == "autoregressive"
   return Generation(
       tokens=tokens, length=state.n, num_blocks=state.num_blocks,
       num_target_calls=state.num_blocks,
@@ -625,56 +432,29 @@ def _finish(state: _State, cfg: _Config) -> Generation:
       position_accepted=state.position_accepted)
 
 
-def _keys(key, n, cfg: _Config) -> _Keys:
-  return _block_keys(key, n, cfg.num_drafts, cfg.draft_length, cfg.scheme not in _GLS_FAMILY)
+def _offset(cfg: DecodeConfig) -> int:
+  return cfg.draft_length + 1
 
 
-def _block(key, target, drafter, state: _State, temperature, draft_temperatures, eos_id, strong,
-           cfg: _Config) -> _State:
-  keys = _keys(key, state.n, cfg)
-  drafts, draft_sup, drafter_cache = _draft_phase(keys, drafter, state.drafter_cache, state.seq,
-                                                  state.p, state.n, draft_temperatures, cfg)
-  target_sup, target_cache = _target_phase(target, state.target_cache, state.seq, state.p, state.n,
-                                           drafts,
-                                           temperature, cfg)
-  state = state._replace(drafter_cache=drafter_cache)
-  return _verify_phase(keys, state, drafts, target_sup, draft_sup, target_cache, eos_id, strong,
-                       cfg)
+def _seq_length(cfg: DecodeConfig) -> int:
+  return _offset(cfg) + cfg.prompt_length + cfg.max_new_tokens + cfg.draft_length + 1
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
-def _generate(key, target, drafter, prompt, prompt_length, temperature, draft_temperatures, eos_id,
-              strong, cfg):
-  state = _prefill(target, drafter, prompt, prompt_length, cfg)
+def _dense(cfg: DecodeConfig) -> bool:
+  return cfg.top_k == 0
 
-  def body(state):
-    if cfg.scheme == "autoregressive":
-      return _autoregressive_step(key, target, state, temperature, eos_id, cfg)
-    return _block(key, target, drafter, state, temperature, draft_temperatures, eos_id, strong,
-                  cfg)
 
-  state = jax.lax.while_loop(lambda s: ~s.done, body, state)
-  return _finish(state, cfg)
+def _call_drafters(drafter, cache, tokens, position, cfg: DecodeConfig):
+  """All K draft rows through the drafter(s): ``tokens [K, T]`` at ``position`` -> ``[K, T, V]``."""
+  if cfg.drafter_tuple:
+    outs = [m(tokens[k:k + 1], c, position[None]) for k, (m, c) in enumerate(zip(drafter, cache))]
+    return jnp.concatenate([o[0] for o in outs]), tuple(o[1] for o in outs)
+  return drafter(tokens, cache, jnp.full((cfg.num_drafts,), position, jnp.int32))
 
 
 # --------------------------------------------------------------------------
-# The public entry point: validation in Python, then the jitted core.
+# Validation (in Python, before the jitted core).
 # --------------------------------------------------------------------------
-
-
-def _check_key(key):
-  """A typed threefry key (raw ``uint32[2]`` keys are wrapped); other PRNGs are refused."""
-  key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-  if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-    if key.shape[-1:] != (2,) or key.dtype != jnp.uint32:
-      raise TypeError(f"key must be a PRNG key (jax.random.key), got {key.dtype}{list(key.shape)}")
-    key = jax.random.wrap_key_data(key, impl="threefry2x32")
-  if key.shape != ():
-    raise ValueError(f"key must be one PRNG key (vmap over a batch of keys), got shape {key.shape}")
-  if not core._is_threefry(key):
-    raise ValueError(f"key must be a threefry2x32 key (the JAX default), got the "
-                     f"{jax.random.key_impl(key)} PRNG: race times are addressed by counter")
-  return key
 
 
 def _check_int(value, name, minimum):
@@ -777,7 +557,7 @@ def _validate(target, prompt, scheme, drafter, num_drafts, draft_length, max_new
     if drafter is None:
       raise ValueError(f"scheme {scheme!r} needs a drafter (one model, or a tuple of "
                        f"num_drafts models)")
-    if scheme in _SINGLE and num_drafts != 1:
+    if scheme in acceptance.SINGLE_DRAFT and num_drafts != 1:
       raise ValueError(f"{scheme} is a single-draft scheme: num_drafts must be 1, got "
                        f"{num_drafts}")
     if is_tuple:
@@ -824,60 +604,9 @@ def _validate(target, prompt, scheme, drafter, num_drafts, draft_length, max_new
           f"{max_new_tokens} + {draft_length} + 2 = {cache_length} positions exceed the {what}'s "
           f"context length {limit}; shorten the prompt or lower max_new_tokens")
 
-  cfg = _Config(scheme=_WALK.get(scheme, scheme), num_drafts=num_drafts, draft_length=draft_length,
-                max_new_tokens=max_new_tokens, top_k=top_k, vocab_size=vocab, prompt_length=p,
-                cache_length=cache_length, drafter_tuple=is_tuple)
-  return cfg, (target, drafter, prompt, plen, temperature, draft_temps, eos,
-               jnp.bool_(scheme == "gls_strong"))
-
-
-def generate(key: jax.Array, target, prompt, *, scheme: str, drafter=None, num_drafts: int = 1,
-             draft_length: int = 4, max_new_tokens: int, temperature=1.0, top_k: int = 0,
-             draft_temperatures=None, eos_id: int | None = None,
-             prompt_length=None) -> Generation:
-  """Samples ``max_new_tokens`` tokens from ``target`` after ``prompt`` (see the module docstring).
-
-  The output is an exact sample of the target's autoregressive distribution
-  after temperature and top-k filtering, for every scheme and any drafter.
-
-  Args:
-    key: a threefry PRNG key (``jax.random.key``, the default; raw ``uint32[2]`` keys are
-      accepted); all randomness is addressed by (key, output index, draft row).
-    target: a language model (:class:`lcoupling.lm.LanguageModel`).
-    prompt: ``int[P]`` token ids, ``P >= 1``; with ``prompt_length``, a buffer whose first
-      ``prompt_length`` entries are the prompt (the rest any valid ids: padding).
-    scheme: one of :data:`SCHEMES`.
-    drafter: one model (``num_drafts`` i.i.d. rows) or a tuple of ``num_drafts`` models (one
-      row each); ``None`` for ``"autoregressive"``.
-    num_drafts: ``K``; for ``"autoregressive"`` the number of race rows whose minimum each
-      token's race uses (so that it equals ``gls_strong`` with the same ``K``).
-    draft_length: ``L``, draft tokens per block.
-    max_new_tokens: output length (static); generation also stops after ``eos_id``.
-    temperature: target temperature (the drafts' too unless ``draft_temperatures``): a finite
-      number > 0 (``0``, negative, NaN and infinite values are refused: there is no greedy
-      mode). Concrete values (Python / NumPy numbers, concrete JAX scalars) are checked on the
-      host before anything is traced; a temperature traced by the caller's own ``jit`` /
-      ``vmap`` (e.g. over settings) cannot be inspected and is *not* checked -- validate it
-      before tracing (:func:`lcoupling.lm.sampling.check_sampling_args`). The same holds for
-      ``draft_temperatures``.
-    top_k: keep the ``top_k`` most likely tokens (``0`` = all); applied to the target's and
-      to each drafter's own logits. Randomness is then generated on the support only.
-    draft_temperatures: optional tuple of ``K`` drafter temperatures ("diverse" drafts;
-      ``spectr`` refuses different values -- which it cannot check when they are traced).
-    eos_id: optional end-of-sequence id; tokens after it are :data:`PAD_ID`. (A traced
-      integer is allowed, e.g. vmapped over settings; a traced value outside the vocabulary
-      never matches.)
-    prompt_length: optional length of the prompt inside the ``prompt`` buffer (may be traced),
-      so that prompts of different lengths padded to one buffer size share one compilation
-      (and can be vmapped over together). The caches are sized for the buffer.
-
-  Returns:
-    :class:`Generation`.
-
-  Raises:
-    ValueError / TypeError naming the argument for invalid settings (see the tests).
-  """
-  key = _check_key(key)
-  cfg, args = _validate(target, prompt, scheme, drafter, num_drafts, draft_length, max_new_tokens,
-                        temperature, top_k, draft_temperatures, eos_id, prompt_length)
-  return _generate(key, *args, cfg=cfg)
+  cfg = DecodeConfig(walk=WALK.get(scheme, scheme), num_drafts=num_drafts,
+                     draft_length=draft_length, max_new_tokens=max_new_tokens, top_k=top_k,
+                     vocab_size=vocab, prompt_length=p, cache_length=cache_length,
+                     drafter_tuple=is_tuple)
+  return cfg, DecodeInputs(target, drafter, prompt, plen, temperature, draft_temps, eos,
+                           jnp.bool_(scheme == "gls_strong"))

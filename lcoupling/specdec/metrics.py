@@ -6,10 +6,18 @@ Counting metrics read a :class:`~lcoupling.specdec.Generation` (one, or a
 batch from ``vmap``: every function sums over all leading axes):
 
 * :func:`block_efficiency` -- tokens emitted per target call, bonus included
-  (at most ``L + 1``; 1 for ``autoregressive``);
+  (at most ``L + 1``; 1 for ``autoregressive``), the paper's estimator: the
+  ratio of each sequence, averaged (:func:`block_efficiency_per_seed` on a
+  ``[seeds, prompts]`` grid: the mean over prompts per seed, whose mean and
+  SEM over seeds a study reports); :func:`pooled_block_efficiency` is the other
+  estimator, all tokens over all target calls;
 * :func:`accepted_length_histogram` -- blocks by number of accepted drafts ``0 .. L``;
 * :func:`position_acceptance` -- ``Pr[draft position j accepted | reached]``;
 * :func:`summary` -- all of the above as a dict.
+
+:func:`batched_generate` runs ``generate`` over a ``[seeds, prompts]`` grid of
+keys and padded prompts in vmapped chunks of one shape (one compilation);
+:func:`continuations` continues prompts with the target alone.
 
 Wall-clock metrics need a host loop: :func:`timed_generate` runs the same
 computation as :func:`~lcoupling.specdec.generate` (same tokens for the same
@@ -38,6 +46,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -45,17 +54,41 @@ import jax.numpy as jnp
 import numpy as np
 
 from lcoupling.specdec import engine
+from lcoupling.specdec.verification import check_key
 
-__all__ = ["block_efficiency", "accepted_length_histogram", "position_acceptance", "token_rate",
-           "summary", "PhaseTimes", "timed_generate"]
+__all__ = ["batched_generate", "continuations", "block_efficiency", "block_efficiency_per_seed",
+           "pooled_block_efficiency", "accepted_length_histogram", "position_acceptance",
+           "token_rate", "summary", "PhaseTimes", "timed_generate"]
 
 
 def _np(x):
   return np.asarray(jax.device_get(x))
 
 
+def _ratios(length, num_target_calls) -> np.ndarray:
+  """Tokens per target call of each sequence."""
+  return _np(length) / np.maximum(_np(num_target_calls), 1)
+
+
 def block_efficiency(gen: engine.Generation) -> float:
-  """Tokens emitted per target call (bonus included), pooled over a batch of generations."""
+  """Tokens emitted per target call (bonus included): the mean over the generations of a batch
+  of each one's ratio (on a full ``[seeds, prompts]`` grid: the mean over prompts, then over
+  seeds, as in the paper; :func:`block_efficiency_per_seed` gives the per-seed values)."""
+  return float(_ratios(gen.length, gen.num_target_calls).mean())
+
+
+def block_efficiency_per_seed(length, num_target_calls) -> np.ndarray:
+  """``float64[S]``: per seed, the mean over prompts of tokens / target calls.
+
+  Args:
+    length, num_target_calls: ``[S, P]`` (``Generation`` fields of a ``[seeds, prompts]`` grid).
+  """
+  return _ratios(length, num_target_calls).mean(axis=1)
+
+
+def pooled_block_efficiency(gen: engine.Generation) -> float:
+  """All tokens over all target calls of a batch (long sequences weigh more; not the paper's
+  estimator, :func:`block_efficiency`)."""
   return float(_np(gen.length).sum() / max(_np(gen.num_target_calls).sum(), 1))
 
 
@@ -88,6 +121,7 @@ def summary(gen: engine.Generation) -> dict:
   hist = accepted_length_histogram(gen)
   return {
       "block_efficiency": block_efficiency(gen),
+      "pooled_block_efficiency": pooled_block_efficiency(gen),
       "tokens": int(_np(gen.length).sum()),
       "target_calls": int(_np(gen.num_target_calls).sum()),
       "drafter_calls": int(_np(gen.num_drafter_calls).sum()),
@@ -95,6 +129,112 @@ def summary(gen: engine.Generation) -> dict:
       "accepted_length_histogram": hist.tolist(),
       "position_acceptance": position_acceptance(gen).tolist(),
   }
+
+
+# --------------------------------------------------------------------------
+# Batched generation.
+# --------------------------------------------------------------------------
+
+
+def batched_generate(keys, target, prompts, prompt_lengths, *, batch_size: int,
+                     draft_temperatures=None, progress: Callable[[int], None] | None = None,
+                     **kwargs) -> engine.Generation:
+  """:func:`~lcoupling.specdec.generate` of every (seed, prompt), vmapped in chunks of one shape.
+
+  Row ``(s, i)`` decodes prompt ``prompts[i, :prompt_lengths[i]]`` with ``keys[s, i]``. Each
+  chunk of ``batch_size`` rows is one vmapped call of the same shape (the last chunk is
+  filled with copies), so a configuration compiles once.
+
+  Args:
+    keys: ``[S, P]`` PRNG keys.
+    target: the target model.
+    prompts: ``int32[P, B]`` one padded prompt buffer per prompt.
+    prompt_lengths: ``int[P]``.
+    batch_size: rows per vmapped call.
+    draft_temperatures: ``None`` or ``float[S, P, K]`` per-row draft temperatures, passed
+      traced (every temperature setting shares the compilation).
+    progress: optional callback with the number of rows done after each chunk.
+    **kwargs: the other arguments of ``generate`` (``scheme``, ``drafter``, ...).
+
+  Returns:
+    :class:`~lcoupling.specdec.Generation` (numpy) with leading axes ``[S, P]``.
+  """
+  keys = jnp.asarray(keys)
+  buf, lens = np.asarray(prompts), np.asarray(prompt_lengths)
+  s_n, p_n = keys.shape[:2]
+  rows = [(s, p) for s in range(s_n) for p in range(p_n)]
+  temps = None if draft_temperatures is None else np.asarray(draft_temperatures, np.float32)
+  num_drafts = None if temps is None else temps.shape[-1]
+
+  def one(k, b, n, t):
+    extra = {} if t is None else {"draft_temperatures": tuple(t[j] for j in range(num_drafts))}
+    return engine.generate(k, target, b, prompt_length=n, **kwargs, **extra)
+
+  outs = []
+  for lo in range(0, len(rows), batch_size):
+    chunk = rows[lo:lo + batch_size]
+    full = chunk + [chunk[-1]] * (batch_size - len(chunk))
+    k = jnp.stack([keys[s, p] for s, p in full])
+    b = jnp.asarray(buf[[p for _, p in full]])
+    n = jnp.asarray(lens[[p for _, p in full]])
+    if temps is None:
+      gen = jax.vmap(lambda k, b, n: one(k, b, n, None))(k, b, n)
+    else:
+      t = jnp.asarray(np.stack([temps[s, p] for s, p in full]))
+      gen = jax.vmap(one)(k, b, n, t)
+    gen = jax.device_get(gen)
+    outs.append(jax.tree.map(lambda a, m=len(chunk): np.asarray(a)[:m], gen))
+    if progress is not None:
+      progress(len(chunk))
+  cat = jax.tree.map(lambda *a: np.concatenate(a), *outs)
+  return jax.tree.map(lambda a: a.reshape((s_n, p_n) + a.shape[1:]), cat)
+
+
+def continuations(key: jax.Array, target, prompts: Sequence[Sequence[int]], *,
+                  max_new_tokens: int, temperature: float = 1.0, top_k: int = 0,
+                  eos_id: int | None = None, batch_size: int = 8, bucket: int = 128,
+                  indices: Sequence[int] | None = None,
+                  progress: Callable[[int], None] | None = None) -> list[list[int]]:
+  """Prompt + target-sampled continuation, for every prompt (an exact sample each).
+
+  Prompts are grouped by length (padded to a multiple of ``bucket``) and run
+  ``batch_size`` at a time as one vmapped :func:`~lcoupling.specdec.generate`
+  (``scheme="autoregressive"``);
+  prompt ``j`` uses ``fold_in(key, indices[j])`` (default ``indices[j] = j``),
+  so the text does not depend on the batching or on which other prompts are
+  in the list. The continuation stops after ``eos_id`` (included).
+  """
+  indices = list(range(len(prompts))) if indices is None else [int(i) for i in indices]
+  if len(indices) != len(prompts):
+    raise ValueError(f"indices has {len(indices)} entries for {len(prompts)} prompts")
+  out: list[list[int] | None] = [None] * len(prompts)
+  order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+  groups: dict[int, list[int]] = {}
+  for i in order:
+    groups.setdefault(-(-len(prompts[i]) // bucket) * bucket, []).append(i)
+
+  @functools.partial(jax.jit, static_argnames=())
+  def run(keys, buf, lengths):
+    return jax.vmap(lambda k, b, n: engine.generate(
+        k, target, b, prompt_length=n, scheme="autoregressive", max_new_tokens=max_new_tokens,
+        temperature=temperature, top_k=top_k, eos_id=eos_id))(keys, buf, lengths)
+
+  for width, idx in groups.items():
+    for lo in range(0, len(idx), batch_size):
+      chunk = idx[lo:lo + batch_size]
+      full = chunk + [chunk[-1]] * (batch_size - len(chunk))  # one shape per bucket
+      buf = np.zeros((batch_size, width), np.int32)
+      for r, i in enumerate(full):
+        buf[r, :len(prompts[i])] = prompts[i]
+      keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(
+          jnp.asarray([indices[i] for i in full], jnp.uint32))
+      gen = run(keys, jnp.asarray(buf), jnp.asarray([len(prompts[i]) for i in full], jnp.int32))
+      tokens, lengths = np.asarray(gen.tokens), np.asarray(gen.length)
+      for r, i in enumerate(chunk):
+        out[i] = list(prompts[i]) + tokens[r, :lengths[r]].tolist()
+      if progress is not None:
+        progress(len(chunk))
+  return out  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------
@@ -114,35 +254,35 @@ class PhaseTimes(NamedTuple):
 
 
 @functools.lru_cache(maxsize=64)
-def _phases(cfg: engine._Config):
+def _phases(cfg: engine.DecodeConfig):
   """The jitted phase functions of one configuration (compiled once, reused)."""
 
   @jax.jit
   def prefill(target, drafter, prompt, prompt_length):
-    return engine._prefill(target, drafter, prompt, prompt_length, cfg)
+    return engine.prefill(target, drafter, prompt, prompt_length, cfg)
 
   @functools.partial(jax.jit, donate_argnums=(2,))
   def draft(key, drafter, drafter_cache, seq, p, n, draft_temperatures):
-    keys = engine._keys(key, n, cfg)
-    return engine._draft_phase(keys, drafter, drafter_cache, seq, p, n, draft_temperatures, cfg)
+    keys = engine.keys_of(key, n, cfg)
+    return engine.draft_phase(keys, drafter, drafter_cache, seq, p, n, draft_temperatures, cfg)
 
   @functools.partial(jax.jit, donate_argnums=(1,))
   def target_pass(target, target_cache, seq, p, n, drafts, temperature):
-    return engine._target_phase(target, target_cache, seq, p, n, drafts, temperature, cfg)
+    return engine.target_phase(target, target_cache, seq, p, n, drafts, temperature, cfg)
 
   @functools.partial(jax.jit, donate_argnums=(5,))
   def verify(key, state, drafts, target_sup, draft_sup, target_cache, eos_id, strong):
-    keys = engine._keys(key, state.n, cfg)
-    return engine._verify_phase(keys, state, drafts, target_sup, draft_sup, target_cache, eos_id,
-                                strong, cfg)
+    keys = engine.keys_of(key, state.n, cfg)
+    return engine.verify_phase(keys, state, drafts, target_sup, draft_sup, target_cache, eos_id,
+                               strong, cfg)
 
   @functools.partial(jax.jit, donate_argnums=(2,))
   def autoregressive(key, target, state, temperature, eos_id):
-    return engine._autoregressive_step(key, target, state, temperature, eos_id, cfg)
+    return engine.autoregressive_step(key, target, state, temperature, eos_id, cfg)
 
   @jax.jit
   def finish(state):
-    return engine._finish(state, cfg)
+    return engine.finish(state, cfg)
 
   return prefill, draft, target_pass, verify, autoregressive, finish
 
@@ -163,15 +303,9 @@ def timed_generate(key: jax.Array, target, prompt, *, warmup: bool = True, **kwa
   Returns:
     ``(Generation, PhaseTimes)``.
   """
-  cfg, (target, drafter, prompt, plen, temperature, draft_temps, eos, strong) = engine._validate(
-      target, prompt, kwargs.pop("scheme", None), kwargs.pop("drafter", None),
-      kwargs.pop("num_drafts", 1), kwargs.pop("draft_length", 4),
-      kwargs.pop("max_new_tokens", None), kwargs.pop("temperature", 1.0),
-      kwargs.pop("top_k", 0), kwargs.pop("draft_temperatures", None),
-      kwargs.pop("eos_id", None), kwargs.pop("prompt_length", None))
-  if kwargs:
-    raise TypeError(f"timed_generate got unexpected arguments {sorted(kwargs)}")
-  key = engine._check_key(key)
+  cfg, inputs = engine.prepare(target, prompt, **kwargs)
+  target, drafter, prompt, plen, temperature, draft_temps, eos, strong = inputs
+  key = check_key(key)
   prefill, draft, target_pass, verify, autoregressive, finish = _phases(cfg)
   ready = jax.block_until_ready
 
@@ -181,7 +315,7 @@ def timed_generate(key: jax.Array, target, prompt, *, warmup: bool = True, **kwa
     state = ready(prefill(target, drafter, prompt, plen))
     times["prefill"] = time.perf_counter() - t0
     while not bool(state.done):
-      if cfg.scheme == "autoregressive":
+      if cfg.walk == "autoregressive":
         t0 = time.perf_counter()
         state = ready(autoregressive(key, target, state, temperature, eos))
         times["target"] += time.perf_counter() - t0

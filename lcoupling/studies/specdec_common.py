@@ -20,7 +20,7 @@ The studies (:mod:`~lcoupling.studies.specdec_iid`,
     their index in the set (empty: all).
 ``drafter``, ``drafter_corpus``, ``drafter_corpus_indices``, ``drafter_cache_dir``
     a drafter spec of :func:`lcoupling.lm.distill.load_drafter`
-    (``"early_exit_linear:M"``, ``"soft_bigram"``, ``"early_exit:DIR"``,
+    (``"early_exit_linear:M"``, ``"soft_bigram"``, ``"dir:DIR"``,
     ``"model:SPEC"``). The first two are built from the target on a corpus: the
     prompts ``drafter_corpus_indices`` of the prompt set ``drafter_corpus``,
     tokenized in the study's ``prompt_format`` and teacher-forced (by default
@@ -301,7 +301,7 @@ def load_prompts(config, tokenizer, *, spec_field: str = "prompts",
   """The prompts of ``config[spec_field]`` selected by ``config[indices_field]`` (empty: all)."""
   spec = config[spec_field]
   key = (spec, config.prompt_field, config.prompt_format, str(pathlib.Path(
-      config.data_dir).resolve()), id(tokenizer))
+      config.data_dir).resolve()), tokenizer)  # the object (kept alive), not a reusable id()
   if key not in _PROMPTS:
     texts = prompt_texts(spec, config.prompt_field, config.data_dir)
     try:
@@ -348,7 +348,9 @@ def load_drafter(config, loaded):
     digest = _digest(config.target, config.dtype, loaded.config.vocab_size,
                      loaded.config.hidden_size, corpus)
     cache_dir = pathlib.Path(config.drafter_cache_dir).expanduser().resolve() / digest
-  key = (id(loaded.model), config.drafter, str(cache_dir))
+  # keyed by the specs that determine the target (not id(), which a new model can reuse)
+  key = (config.target, config.dtype, str(pathlib.Path(config.data_dir).resolve()),
+         config.drafter, str(cache_dir))
   if key in _DRAFTERS:
     _DRAFTERS.move_to_end(key)
     return _DRAFTERS[key]
@@ -399,29 +401,31 @@ class Batch:
   position_accepted: np.ndarray  #: ``int[S, P, L]``.
 
   def block_efficiency(self) -> np.ndarray:
-    """``[S]``: per seed, the mean over prompts of tokens / target calls."""
-    return (self.length / np.maximum(self.num_target_calls, 1)).mean(axis=1)
+    """``[S]``: per seed, the mean over prompts of tokens / target calls
+    (:func:`lcoupling.specdec.metrics.block_efficiency_per_seed`)."""
+    from lcoupling.specdec import metrics  # noqa: PLC0415
+
+    return metrics.block_efficiency_per_seed(self.length, self.num_target_calls)
 
 
 def generate_batch(key, config, target, drafter, prompts: Prompts, seeds: Sequence[int], *,
                    scheme: str, num_drafts: int, draft_length: int, temperature: float,
                    draft_temperatures=None, eos: int | None, progress: bool = False,
                    desc: str = "") -> Batch:
-  """Every (seed, prompt) through :func:`lcoupling.specdec.generate`, vmapped in chunks.
+  """Every (seed, prompt) through :func:`lcoupling.specdec.metrics.batched_generate`.
 
   The prompts share one padded buffer (``prompt_length`` per row) and each
   chunk of ``config.batch_size`` sequences is one vmapped call of the same
-  shape (the last chunk is filled with copies), so a configuration compiles
-  once. ``draft_temperatures`` (a tuple of ``K``, or an array ``[S, P, K]``
+  shape, so a configuration compiles once; the key of (seed, prompt) is
+  :func:`sequence_key`. ``draft_temperatures`` (a tuple of ``K``, or an array ``[S, P, K]``
   of per-sequence tuples; ``None``: the target's ``temperature``) is passed
   traced, so every temperature setting shares the compilation too.
   """
-  from lcoupling import specdec  # noqa: PLC0415
+  from lcoupling.specdec import metrics  # noqa: PLC0415
   from tqdm.auto import tqdm  # noqa: PLC0415
 
   buf, lens = prompts.buffer(config.prompt_pad_multiple)
   s_n, p_n = len(seeds), len(prompts.indices)
-  rows = [(s, p) for s in range(s_n) for p in range(p_n)]
   temps = None
   if scheme != "autoregressive":  # always traced (also when all equal `temperature`): one
     # compilation serves every temperature setting of a (scheme, K, L)
@@ -432,43 +436,22 @@ def generate_batch(key, config, target, drafter, prompts: Prompts, seeds: Sequen
             temperature=temperature, top_k=config.top_k, eos_id=eos)
   if scheme != "autoregressive":
     kw.update(drafter=drafter, draft_length=draft_length)
-
-  def one(k, b, n, t):
-    extra = {} if t is None else {"draft_temperatures": tuple(t[j] for j in range(num_drafts))}
-    return specdec.generate(k, target, b, prompt_length=n, **kw, **extra)
-
-  bs = config.batch_size
-  outs = []
-  bar = tqdm(total=len(rows), desc=desc or scheme, unit="seq", disable=not progress, leave=False,
-             dynamic_ncols=True)
+  keys = jnp.stack([jnp.stack([sequence_key(key, seeds[s], prompts.indices[p])
+                               for p in range(p_n)]) for s in range(s_n)])
+  bar = tqdm(total=s_n * p_n, desc=desc or scheme, unit="seq", disable=not progress,
+             leave=False, dynamic_ncols=True)
   bar.set_postfix_str("compiling + first chunk")  # the first call compiles: say so, not 0/N
-  for lo in range(0, len(rows), bs):
-    chunk = rows[lo:lo + bs]
-    full = chunk + [chunk[-1]] * (bs - len(chunk))
-    keys = jnp.stack([sequence_key(key, seeds[s], prompts.indices[p]) for s, p in full])
-    b = jnp.asarray(buf[[p for _, p in full]])
-    n = jnp.asarray(lens[[p for _, p in full]])
-    if temps is None:
-      gen = jax.vmap(lambda k, b, n: one(k, b, n, None))(keys, b, n)
-    else:
-      t = jnp.asarray(np.stack([temps[s, p] for s, p in full]))
-      gen = jax.vmap(one)(keys, b, n, t)
-    gen = jax.device_get(gen)
-    outs.append(jax.tree.map(lambda a, m=len(chunk): np.asarray(a)[:m], gen))
-    if lo == 0:
-      bar.set_postfix_str("")
-    bar.update(len(chunk))
+
+  def advance(n):
+    bar.set_postfix_str("")
+    bar.update(n)
+
+  gen = metrics.batched_generate(keys, target, buf, lens, batch_size=config.batch_size,
+                                 draft_temperatures=temps, progress=advance, **kw)
   bar.close()
-  cat = jax.tree.map(lambda *a: np.concatenate(a), *outs)
-
-  def shape(a):
-    return a.reshape((s_n, p_n) + a.shape[1:])
-
-  return Batch(tokens=shape(cat.tokens), length=shape(cat.length),
-               num_target_calls=shape(cat.num_target_calls),
-               accepted_lengths=shape(cat.accepted_lengths),
-               position_reached=shape(cat.position_reached),
-               position_accepted=shape(cat.position_accepted))
+  return Batch(tokens=gen.tokens, length=gen.length, num_target_calls=gen.num_target_calls,
+               accepted_lengths=gen.accepted_lengths, position_reached=gen.position_reached,
+               position_accepted=gen.position_accepted)
 
 
 _WARMED: set = set()

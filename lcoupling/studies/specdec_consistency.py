@@ -39,7 +39,7 @@ import sys
 
 import numpy as np
 
-from lcoupling import plotting
+from lcoupling import acceptance, plotting
 from lcoupling.specdec import PAD_ID
 from lcoupling.studies import common
 from lcoupling.studies import specdec_common as sc
@@ -49,7 +49,7 @@ __all__ = ["SCHEMES", "METRICS", "validate", "run_point", "summarize", "plot", "
 
 SCHEMES = ("specinfer", "gls", "gls_strong")
 METRICS = ("rouge1", "rouge2", "rougeL", "exact_match")
-LABELS = {"specinfer": "SpecInfer", "gls": "GLS", "gls_strong": "GLS (strong)"}
+LABELS = acceptance.LABELS
 
 
 def validate(config) -> None:

@@ -33,7 +33,7 @@ import sys
 
 import numpy as np
 
-from lcoupling import plotting
+from lcoupling import acceptance, plotting
 from lcoupling.studies import common
 from lcoupling.studies import specdec_common as sc
 
@@ -42,7 +42,7 @@ __all__ = ["SCHEMES", "validate", "run_point", "summarize", "plot", "order_gaps"
 
 #: Schemes at every temperature pair (``sps`` is the single-draft reference).
 SCHEMES = ("gls", "gls_strong", "specinfer")
-LABELS = {"gls": "GLS", "gls_strong": "GLS (strong)", "specinfer": "SpecInfer", "sps": "SpS"}
+LABELS = acceptance.LABELS
 
 
 def validate(config) -> None:

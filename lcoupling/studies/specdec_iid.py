@@ -40,14 +40,14 @@ import sys
 
 import numpy as np
 
-from lcoupling import plotting
+from lcoupling import acceptance, plotting
 from lcoupling.studies import common
 from lcoupling.studies import specdec_common as sc
 
 __all__ = ["SCHEMES", "SINGLE", "MULTI", "validate", "run_point", "summarize", "plot",
            "markdown_table", "tables", "main"]
 
-SINGLE = ("sps", "daliri")
+SINGLE = acceptance.SINGLE_DRAFT
 MULTI = ("specinfer", "spectr", "gls", "gls_strong")
 #: Schemes this study runs (``autoregressive``: the target alone, token rate only).
 SCHEMES = ("autoregressive",) + SINGLE + MULTI
@@ -97,8 +97,7 @@ STYLE = {
     "daliri": dict(color="0.5", ls="-.", label="Daliri (K = 1)"),
     "autoregressive": dict(color="C3", ls=(0, (1, 1)), label="autoregressive"),
 }
-LABELS = {"gls": "GLS", "gls_strong": "GLS (strong)", "specinfer": "SpecInfer",
-          "spectr": "SpecTr", "sps": "SpS", "daliri": "Daliri", "autoregressive": "autoregressive"}
+LABELS = acceptance.LABELS
 
 
 def _series(records, scheme, field):

@@ -61,7 +61,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lcoupling import bounds, core, plotting, specdec, verifiers
+from lcoupling import acceptance, bounds, core, plotting, specdec, verifiers
 from lcoupling.studies import common
 from lcoupling.studies import specdec_common as sc
 
@@ -202,15 +202,11 @@ def position_distributions(key, config, draft_temperature: float | None = None) 
 # --------------------------------------------------------------------------
 
 
-def _log(x):
-  return jnp.where(x > 0, jnp.log(jnp.where(x > 0, x, 1.0)), -jnp.inf)
-
-
 @functools.partial(jax.jit, static_argnames=("num_drafts",))
 def _exact(p, q, num_drafts):
   def one(p, q):
-    rho, beta = verifiers.spectr_rho(p, q, num_drafts)
-    spectr = -jnp.expm1(num_drafts * jnp.log1p(-jnp.minimum(beta, 1.0)))
+    _, beta = acceptance.spectr_rho(p, q, num_drafts)
+    spectr = acceptance.spectr_acceptance(beta, num_drafts)
     return jnp.stack([bounds.gls_acceptance_probability(p, q, num_drafts),
                       bounds.list_matching_lemma(p, q, num_drafts), spectr,
                       jnp.sum(jnp.minimum(p, q))])
@@ -232,7 +228,8 @@ def _monte_carlo(keys, p, q, num_drafts, num_samples, batch):
 
     return jnp.mean(jax.vmap(sample)(jnp.arange(num_samples)), axis=0)
 
-  return jax.lax.map(one, (keys, _log(p), _log(q)), batch_size=batch)
+  return jax.lax.map(one, (keys, acceptance.safe_log(p), acceptance.safe_log(q)),
+                     batch_size=batch)
 
 
 def specinfer_acceptance_exact(ps, q) -> jax.Array:
@@ -289,7 +286,8 @@ def _monte_carlo_diverse(keys, ps, q, num_samples, batch):
 
     return jnp.mean(jax.vmap(sample)(jnp.arange(num_samples)), axis=0)
 
-  return jax.lax.map(one, (keys, _log(ps), _log(q)), batch_size=batch)
+  return jax.lax.map(one, (keys, acceptance.safe_log(ps), acceptance.safe_log(q)),
+                     batch_size=batch)
 
 
 def _mc_keys(key, seed, prompts, positions):

@@ -97,10 +97,6 @@ def random_pairs(key, num_pairs: int, alphabet_size: int, alpha) -> tuple[jax.Ar
   return jax.vmap(one)(jnp.arange(num_pairs, dtype=jnp.uint32), alpha)
 
 
-def _logits(p):
-  return jnp.where(p > 0, jnp.log(jnp.where(p > 0, p, 1.0)), -jnp.inf)
-
-
 def _acceptance_trial(trial_key, trial, p_logits, q_logits, *, num_drafts, methods):
   del trial
 
@@ -151,8 +147,8 @@ def _acceptance_point(key, config, num_drafts, mesh, progress):
   methods = tuple(config.methods)
   fn = functools.partial(_acceptance_trial, num_drafts=num_drafts, methods=methods)
   mc_key = jax.random.fold_in(jax.random.fold_in(key, _MC), num_drafts)
-  counts = _count(fn, mc_key, s, config.chunk_size, mesh, (_logits(p), _logits(q)), progress,
-                  f"K={num_drafts}")
+  counts = _count(fn, mc_key, s, config.chunk_size, mesh, (core.safe_log(p), core.safe_log(q)),
+                  progress, f"K={num_drafts}")
   acc = counts / s  # [pairs, methods]
   records = []
   for m, name in enumerate(methods):
@@ -185,7 +181,7 @@ def _coupling_point(key, config, mesh, progress):
   alpha = np.geomspace(lo, hi, num_pairs)
   p, q = random_pairs(jax.random.fold_in(key, _COUPLING_PAIRS), num_pairs, n, alpha)
   counts = _count(_coupling_trial, jax.random.fold_in(key, _COUPLING_MC), s, config.chunk_size,
-                  mesh, (_logits(p), _logits(q)), progress, "coupling")
+                  mesh, (core.safe_log(p), core.safe_log(q)), progress, "coupling")
   match = counts / s
   d = np.asarray(jax.vmap(bounds.total_variation)(p, q), np.float64)
   g_exact = np.asarray(jax.vmap(bounds.gumbel_match_probability)(p, q), np.float64)

@@ -13,7 +13,7 @@ Each point
    the target's own continuations (temperature ``config.temperature``, top-k
    ``config.top_k``, ``config.num_new_tokens`` tokens) of the training prompts
    ``config.train_prompts`` and of the held-out prompts
-   ``config.heldout_prompts`` (:func:`lcoupling.lm.distill.continuations`; prompt
+   ``config.heldout_prompts`` (:func:`lcoupling.specdec.metrics.continuations`; prompt
    ``i`` of the prompt list uses ``fold_in(fold_in(key, CORPUS), i)``);
 2. builds the drafter on the training sequences: the soft bigram
    (:func:`~lcoupling.lm.distill.build_soft_bigram`), or the early-exit drafter
@@ -27,13 +27,16 @@ Each point
    top-k (``alpha``) and without top-k (``alpha_full``); the block efficiency of
    single-draft speculative sampling (``sps``, ``L = config.draft_length``)
    with :func:`lcoupling.specdec.generate` on the held-out prompts
-   (``config.num_seeds`` seeds each; mean ± SEM over seeds) next to the i.i.d.
+   (``config.num_seeds`` seeds each; per seed the mean over prompts of tokens /
+   target calls, then mean ± SEM over seeds; ``pooled_block_efficiency``: all
+   tokens over all target calls, the estimator used before) next to the i.i.d.
    estimate :math:`(1 - \alpha^{L+1}) / (1 - \alpha)`; and the cost of a drafter
    step relative to a target step (batch 1, medians of interleaved timed decode steps,
    :func:`step_ms`).
 
 Records: ``drafter`` (the name), ``spec``, ``layers``, ``adapter``, ``alpha``,
-``alpha_full``, ``block_efficiency`` (+ ``_sem``), ``block_efficiency_iid``,
+``alpha_full``, ``block_efficiency`` (+ ``_sem``), ``pooled_block_efficiency``,
+``block_efficiency_iid``,
 ``draft_step_ms``, ``target_step_ms``, ``cost_ratio``, ``build_seconds``,
 ``num_train_tokens``, ``path``.
 """
@@ -50,7 +53,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lcoupling import plotting, results as results_lib
+from lcoupling import plotting, results as results_lib, specdec
 from lcoupling.lm import distill, drafters
 from lcoupling.studies import common
 from lcoupling.studies import specdec_common as sc
@@ -139,7 +142,7 @@ def corpus(key, config, cache_file: pathlib.Path | None = None, *, progress: boo
       raise ValueError(f"config.{part}_prompts ends at {hi} but there are {len(texts)} prompts")
     ids = [llm.tokenizer.encode(t) for t in texts[lo:hi]]
     bar = parallel.progress_bar(len(ids), f"corpus ({part})", enabled=progress, unit="prompt")
-    seqs = distill.continuations(
+    seqs = specdec.metrics.continuations(
         jax.random.fold_in(key, _CORPUS), llm.model, ids, max_new_tokens=config.num_new_tokens,
         temperature=config.temperature, top_k=config.top_k, eos_id=llm.tokenizer.eos_id,
         batch_size=config.corpus_batch_size, indices=range(lo, hi), progress=bar.update)
@@ -205,12 +208,13 @@ def step_ms(models: dict, *, steps: int, batch: int = 1, length: int = 256) -> d
 
 
 def _sps_block_efficiency(key, llm, drafter, heldout, config, done=lambda: None):
-  """Block efficiency of single-draft speculative sampling per seed (held-out prompts).
+  """Block efficiency of single-draft speculative sampling per seed (held-out prompts):
+  ``(paper, pooled)`` lists, the mean over prompts of tokens / target calls
+  (:func:`lcoupling.specdec.metrics.block_efficiency_per_seed`) and all tokens over all target
+  calls (:func:`lcoupling.specdec.metrics.pooled_block_efficiency`).
 
   ``done()`` is called after each seed (a progress bar's ``update``).
   """
-  from lcoupling import specdec  # noqa: PLC0415
-
   prompts = [e["tokens"][:e["prompt_length"]] for e in heldout]
   buf, lengths = distill.pad_prompts(prompts, multiple=64)
 
@@ -222,15 +226,17 @@ def _sps_block_efficiency(key, llm, drafter, heldout, config, done=lambda: None)
         temperature=config.temperature, top_k=config.top_k, eos_id=llm.tokenizer.eos_id))(
             keys, buf, lengths)
 
-  per_seed = []
+  per_seed, pooled = [], []
   for seed in range(config.num_seeds):
     k = jax.random.fold_in(jax.random.fold_in(key, _SPS), seed)
     keys = jax.vmap(lambda e: jax.random.fold_in(k, e))(
         jnp.asarray([e["index"] for e in heldout], jnp.uint32))
     gen = run(keys, jnp.asarray(buf), jnp.asarray(lengths))
-    per_seed.append(float(np.sum(gen.length) / np.sum(gen.num_target_calls)))
+    per_seed.append(float(specdec.metrics.block_efficiency_per_seed(gen.length[None],
+                                                                    gen.num_target_calls[None])[0]))
+    pooled.append(specdec.metrics.pooled_block_efficiency(gen))
     done()
-  return per_seed
+  return per_seed, pooled
 
 
 def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
@@ -261,7 +267,7 @@ def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
     alpha_full = distill.acceptance(drafter, llm.model, seqs, starts,
                                     temperature=config.temperature)
     bar.update()
-    be = _sps_block_efficiency(key, llm, drafter, heldout, config, bar.update)
+    be, be_pooled = _sps_block_efficiency(key, llm, drafter, heldout, config, bar.update)
     be_mean, be_sem = common.mean_sem(be)
     bar.update()
     ms = step_ms({"draft": drafter, "target": llm.model}, steps=config.timing_steps)
@@ -272,7 +278,7 @@ def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
       "drafter": name, "spec": f"dir:{directory}", "layers": point.get("layers"),
       "adapter": point.get("adapter"),
       "alpha": alpha, "alpha_full": alpha_full, "block_efficiency": be_mean,
-      "block_efficiency_sem": be_sem,
+      "block_efficiency_sem": be_sem, "pooled_block_efficiency": common.mean_sem(be_pooled)[0],
       "block_efficiency_iid": (1 - alpha ** (length + 1)) / (1 - alpha),
       "draft_step_ms": draft_ms, "target_step_ms": target_ms, "cost_ratio": draft_ms / target_ms,
       "build_seconds": build_seconds,
