@@ -11,6 +11,11 @@ DATA   ?= data
 RUNS   ?= runs
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?= --durations=20
+# Two pytest-xdist workers (the 2-core CI machine); a module's tests stay on one worker, so its
+# module-scoped fixtures (tiny checkpoints, trained models, study runs) are built once.
+# PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+PYTEST_XDIST = -n $(PYTEST_WORKERS) --dist loadscope
 
 .PHONY: setup data lm demo test test-all test-tf bench gpu-paper figures clean-runs help
 help:
@@ -34,12 +39,12 @@ lm: setup
 
 # Both print their wall time (the fast suite is kept under 8 minutes on 2 CPU cores).
 test: setup data lm
-	@start=$$(date +%s); $(PY) -m pytest -m "not slow" $(PYTEST_ARGS); rc=$$?; \
+	@start=$$(date +%s); $(PY) -m pytest -m "not slow" $(PYTEST_XDIST) $(PYTEST_ARGS); rc=$$?; \
 	  s=$$(( $$(date +%s) - start )); \
 	  echo "make test: $$((s / 60)) min $$((s % 60)) s wall time (exit status $$rc)"; exit $$rc
 
 test-all: setup data lm
-	@start=$$(date +%s); $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@start=$$(date +%s); $(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS); rc=$$?; \
 	  s=$$(( $$(date +%s) - start )); \
 	  echo "make test-all: $$((s / 60)) min $$((s % 60)) s wall time (exit status $$rc)"; exit $$rc
 
