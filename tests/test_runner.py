@@ -138,6 +138,9 @@ def _cli(*args, env=None):
                         timeout=600)
 
 
+# slow: a subprocess whose case (same command, same line, no workdir made) is the first one of
+# test_cli_errors_are_one_line; kept for make test-all.
+@pytest.mark.slow
 def test_cli_rejects_unknown_field_without_touching_files(tmp_path):
   out = _cli("--config", "configs/toy.py:quick", "--workdir", str(tmp_path / "w"),
              "--config.no_such_field=3", "--noprogress")
