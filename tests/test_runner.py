@@ -138,6 +138,9 @@ def _cli(*args, env=None):
                         timeout=600)
 
 
+# slow: a subprocess whose case (same command, same line, no workdir made) is the first one of
+# test_cli_errors_are_one_line; kept for make test-all.
+@pytest.mark.slow
 def test_cli_rejects_unknown_field_without_touching_files(tmp_path):
   out = _cli("--config", "configs/toy.py:quick", "--workdir", str(tmp_path / "w"),
              "--config.no_such_field=3", "--noprogress")
@@ -166,14 +169,24 @@ def _script(name):
   return [str(exe)] if exe.exists() else [sys.executable, "-m", module]
 
 
-def test_cli_toy_end_to_end_from_another_directory(tmp_path):
-  """``lcoupling-run --config toy:quick`` from outside the checkout; plot; print the tables."""
-  cwd = tmp_path / "elsewhere"
+@pytest.fixture(scope="module")
+def toy_cli_run(tmp_path_factory):
+  """One ``lcoupling-run --config toy:quick`` (tiny sizes, 1 device) from outside the checkout,
+  shared by the end-to-end test and the device-count test: ``(completed process, cwd, workdir)``."""
+  tmp = tmp_path_factory.mktemp("toy_cli")
+  cwd = tmp / "elsewhere"
   cwd.mkdir()
-  w = tmp_path / "toy"
+  w = tmp / "toy"
   out = subprocess.run([*_script("lcoupling-run"), "--config", "toy:quick", "--workdir", str(w),
                         "--noprogress", *_TINY_TOY], cwd=cwd, capture_output=True, text=True,
-                       env=_env(), timeout=600)
+                       env={**_env(), "XLA_FLAGS": "--xla_force_host_platform_device_count=1"},
+                       timeout=600)
+  return out, cwd, w
+
+
+def test_cli_toy_end_to_end_from_another_directory(toy_cli_run):
+  """``lcoupling-run --config toy:quick`` from outside the checkout; plot; print the tables."""
+  out, cwd, w = toy_cli_run
   assert out.returncode == 0, out.stderr
   assert list(cwd.iterdir()) == []
   res = results_lib.load_results(w)
@@ -195,18 +208,21 @@ def test_cli_toy_end_to_end_from_another_directory(tmp_path):
   assert "5 pairs, 200 samples each" in table.stdout
 
 
-def test_toy_results_identical_on_1_and_8_devices(tmp_path):
-  recs = []
-  for n in (1, 8):
-    w = tmp_path / f"d{n}"
-    out = _cli("--config", "configs/toy.py:quick", "--workdir", str(w), "--noprogress",
-               *_TINY_TOY, "--config.chunk_size=50",
-               env={"XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"})
-    assert out.returncode == 0, out.stderr
-    res = results_lib.load_results(w)
-    assert res["meta"]["devices"]["local_device_count"] == n
-    recs.append(res["records"])
-  assert recs[0] == recs[1]
+def test_toy_results_identical_on_1_and_8_devices(toy_cli_run, tmp_path):
+  """8 devices and chunks of 50 (not a multiple of 8) give the 1-device run's records (the
+  shared run: chunks of 64; results do not depend on chunk_size either)."""
+  out, _, w1 = toy_cli_run
+  assert out.returncode == 0, out.stderr
+  one = results_lib.load_results(w1)
+  assert one["meta"]["devices"]["local_device_count"] == 1
+  w = tmp_path / "d8"
+  out = _cli("--config", "configs/toy.py:quick", "--workdir", str(w), "--noprogress",
+             *_TINY_TOY, "--config.chunk_size=50",
+             env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+  assert out.returncode == 0, out.stderr
+  res = results_lib.load_results(w)
+  assert res["meta"]["devices"]["local_device_count"] == 8
+  assert res["records"] == one["records"]
 
 
 def test_multi_process_split_points(tmp_path, monkeypatch):
