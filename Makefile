@@ -87,5 +87,5 @@ bench: setup lm
 
 # The MNIST and Gaussian paper protocols and the benchmarks on one accelerator, timed
 # (scripts/gpu_full.sh; times in $(RUNS)/gpu_full/times.tsv).
-gpu-paper: setup data lm
+gpu-paper: setup data lm lm-qwen
 	PYTHON=$(PY) DATA_DIR=$(DATA) scripts/gpu_full.sh $(RUNS)/gpu_full

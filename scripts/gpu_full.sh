@@ -8,6 +8,8 @@
 #   3. make bench (benchmarks/coupling.py, benchmarks/gaussian.py)
 #   4. the language-model benchmarks in bfloat16: benchmarks/lm.py (forward passes vs roofline) and
 #      benchmarks/specdec.py with SmolLM2-135M and a drafter (verification cost, tokens/s per scheme)
+#   5. the paper's model family (make lm-qwen): the four speculative-decoding studies' :qwen protocols
+#      (Qwen2.5-Coder-0.5B drafting for 1.5B, bfloat16 on the accelerator) and both benchmarks with the pair
 # then prints the tables. Times go to OUT_DIR/times.tsv, logs to OUT_DIR/<step>.log, the device to
 # OUT_DIR/devices.txt. Every step resumes (re-running skips finished sweep points and epochs).
 #
@@ -54,6 +56,11 @@ BENCH_COUPLING=()
 BENCH_GAUSSIAN=()
 BENCH_LM=(--dtype bfloat16)
 BENCH_SPECDEC=(--target smollm2-135m --drafter "${DRAFTER:-early_exit_linear:4}")
+LM_QWEN=(--models qwen2.5-coder)
+QWEN_STUDY=()
+BENCH_LM_QWEN=(--model qwen2.5-coder-1.5b --dtype bfloat16)
+BENCH_SPECDEC_QWEN=(--target qwen2.5-coder-1.5b --drafter model:qwen2.5-coder-0.5b
+                    --json "$OUT/speedup_qwen.json")
 if [[ $TINY == 1 ]]; then
   MNIST+=(--config.num_train_images=256 --config.num_test_images=16 --config.train.epochs=1
           "--config.betas=(0.15,0.55)" "--config.num_codewords_grid=(64,128)"
@@ -67,6 +74,14 @@ if [[ $TINY == 1 ]]; then
   BENCH_GAUSSIAN=(--quick --impls threefry2x32)
   BENCH_LM+=(--quick --reps 1 --prompt_len 16)
   BENCH_SPECDEC+=(--quick --reps 1)
+  # the Qwen steps' plumbing with SmolLM2 drafting for itself (no 1.6 GB download)
+  LM_QWEN=(--models smollm2)
+  QWEN_STUDY=(--config.target=smollm2-135m --config.drafter=model:smollm2-135m
+              "--config.prompt_indices=(114,)" --config.num_seeds=1 --config.max_new_tokens=4
+              --config.batch_size=1)
+  BENCH_LM_QWEN=(--model smollm2-135m --quick --reps 1 --prompt_len 16)
+  BENCH_SPECDEC_QWEN=(--target smollm2-135m --drafter model:smollm2-135m --quick --reps 1 --seeds 1
+                      --new_tokens 4 --skip_verification_cost --json "$OUT/speedup_qwen.json")
 fi
 
 step data "$PYTHON" -m lcoupling.data fetch --data_dir "$DATA_DIR"
@@ -79,9 +94,27 @@ step bench_gaussian "$PYTHON" benchmarks/gaussian.py "${BENCH_GAUSSIAN[@]}"
 step lm "$PYTHON" -m lcoupling.lm fetch --data_dir "$DATA_DIR"
 step bench_lm "$PYTHON" benchmarks/lm.py --data_dir "$DATA_DIR" "${BENCH_LM[@]}"
 step bench_specdec "$PYTHON" benchmarks/specdec.py --data_dir "$DATA_DIR" "${BENCH_SPECDEC[@]}"
+step lm_qwen "$PYTHON" -m lcoupling.lm fetch --data_dir "$DATA_DIR" "${LM_QWEN[@]}"
+for s in specdec_iid specdec_diverse specdec_matching specdec_consistency; do
+  extra=()
+  if [[ $TINY == 1 ]]; then
+    case $s in
+      specdec_iid) extra=("--config.num_drafts=(2,)" "--config.schemes=('autoregressive','sps','gls')"
+                          "--config.timing_prompts=(114,)");;
+      specdec_diverse) extra=("--config.temperature_pairs=((1.0,2.0),)" "--config.timing_prompts=(114,)");;
+      specdec_matching) extra=("--config.num_drafts=(2,)" --config.num_mc_samples=16);;
+      specdec_consistency) extra=("--config.schemes=('gls',)");;
+    esac
+  fi
+  step "${s}_qwen" "$PYTHON" -m experiments.run --config "configs/$s.py:qwen" --workdir "$OUT/${s}_qwen" \
+      --config.data_dir="$DATA_DIR" "${QWEN_STUDY[@]}" "${extra[@]}"
+  "$PYTHON" -m "lcoupling.studies.$s" "$OUT/${s}_qwen" > "$OUT/${s}_qwen_tables.md"
+done
+step bench_lm_qwen "$PYTHON" benchmarks/lm.py --data_dir "$DATA_DIR" "${BENCH_LM_QWEN[@]}"
+step bench_specdec_qwen "$PYTHON" benchmarks/specdec.py --data_dir "$DATA_DIR" "${BENCH_SPECDEC_QWEN[@]}"
 "$PYTHON" -m lcoupling.studies.mnist "$OUT/mnist" > "$OUT/mnist_tables.md"
 "$PYTHON" -m lcoupling.studies.gaussian "$OUT/gaussian" > "$OUT/gaussian_tables.md"
 echo
 echo "times (s):"
 column -t -s $'\t' "$TIMES" 2>/dev/null || cat "$TIMES"
-echo "tables: $OUT/mnist_tables.md $OUT/gaussian_tables.md   figures: $OUT/{mnist,gaussian}/figures/"
+echo "tables: $OUT/*_tables.md   figures: $OUT/*/figures/   speed-ups: $OUT/speedup_qwen.json"

@@ -29,7 +29,10 @@ def test_gpu_full_script_plumbing(tmp_path):
   with open(out / "times.tsv") as f:
     rows = list(csv.DictReader(f, delimiter="\t"))
   assert [r["step"] for r in rows] == ["data", "mnist", "gaussian", "bench_coupling", "bench_gaussian",
-                                       "lm", "bench_lm", "bench_specdec"]
+                                       "lm", "bench_lm", "bench_specdec", "lm_qwen",
+                                       "specdec_iid_qwen", "specdec_diverse_qwen",
+                                       "specdec_matching_qwen", "specdec_consistency_qwen",
+                                       "bench_lm_qwen", "bench_specdec_qwen"]
   assert all(r["exit"] == "0" and float(r["seconds"]) > 0 for r in rows)
   mnist = json.loads((out / "mnist" / "results.json").read_text())
   assert mnist["meta"]["complete"] and mnist["meta"]["config"]["name"] == "mnist_gpu"
@@ -45,3 +48,9 @@ def test_gpu_full_script_plumbing(tmp_path):
   assert "GLS K=4" in (out / "mnist_tables.md").read_text()
   assert "GLS K=4" in (out / "gaussian_tables.md").read_text()
   assert "cpu" in (out / "devices.txt").read_text().lower()
+  for s in ("specdec_iid", "specdec_diverse", "specdec_matching", "specdec_consistency"):
+    res = json.loads((out / f"{s}_qwen" / "results.json").read_text())
+    assert res["meta"]["complete"] and res["meta"]["config"]["name"] == f"{s}_qwen"
+    assert (out / f"{s}_qwen_tables.md").read_text().strip()
+  speed = json.loads((out / "speedup_qwen.json").read_text())
+  assert {r["scheme"] for r in speed["rows"]} >= {"autoregressive", "sps", "gls"}

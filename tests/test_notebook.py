@@ -40,6 +40,7 @@ def _code_cells():
   return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
 
 
+@pytest.mark.slow  # ~2-3 min with its language-model cells; every call it makes has a fast test
 def test_quickstart_notebook_runs(tmp_path, monkeypatch):
   dev = "install the dev extra: pip install -e '.[dev]'"
   nbformat = pytest.importorskip("nbformat", reason=dev)

@@ -31,6 +31,8 @@ def tiny(tmp_path_factory):
   return d
 
 
+@pytest.mark.slow  # ~1 min: the study's pieces are test_drafters' fast tests; the runner path is
+# covered by the other studies' end-to-end tests (make test-all runs this one)
 def test_train_drafter_end_to_end(tiny, tmp_path):
   """Two drafters, then the sweep extended by a third: the three kinds (soft bigram, linear and
   block adapters), the corpus cache, the tables, the figure and the saved drafters."""
