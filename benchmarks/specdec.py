@@ -48,8 +48,11 @@ target, at batch 1 (latency), with the draft / target / verify split.
 Section 3 with real models is :func:`speedup_table`: every scheme is compiled
 first, then the timed decodes are *interleaved* (rep by rep, seed by seed, every
 scheme in turn) so that all schemes run under the same load, on the same prompt
-and seeds; ``--json PATH`` writes its rows (``scheme, K, L, tokens_per_s,
-speedup_vs_autoregressive, block_efficiency``, ...) and the run's metadata.
+and seeds; tokens/s is the decode rate (the prompt's prefill, which a short
+decode on a CPU is dominated by, is reported apart); ``--json PATH`` writes its
+rows (``scheme, K, L, tokens_per_s, speedup_vs_autoregressive,
+block_efficiency``, the phase split, the rates with prefill) and the run's
+metadata.
 """
 
 from __future__ import annotations
@@ -210,16 +213,20 @@ def decode_rate(target, drafter, prompt, *, schemes=("autoregressive",) + SCHEME
 
 
 def speedup_table(target, drafter, prompt, *, schemes=("autoregressive",) + SCHEMES,
-                  num_drafts=4, draft_length=4, top_k=50, max_new_tokens=32, seeds=(0, 1),
+                  num_drafts=2, draft_length=4, top_k=50, max_new_tokens=32, seeds=(0, 1),
                   eos_id=None, reps=1, log=print) -> list[dict]:
-  """Batch-1 tokens/s of every scheme, timed interleaved, against ``autoregressive``.
+  """Batch-1 decode speed of every scheme, timed interleaved, against ``autoregressive``.
 
-  Each scheme's ``generate`` is compiled (one untimed call per scheme), then for
-  each rep and each seed every scheme decodes once in turn, so load changes hit
-  all schemes alike. ``tokens_per_s`` of a scheme is its tokens over its seconds
-  summed over seeds (the best rep per seed); ``speedup_vs_autoregressive`` the
-  ratio to ``autoregressive`` on the same seeds; ``block_efficiency`` the mean
-  over seeds of tokens per target call. ``sps`` / ``daliri`` use one draft.
+  Each scheme is timed with :func:`lcoupling.specdec.metrics.timed_generate`
+  (the same tokens as ``generate``, its phases timed apart): compiled first
+  (one warm-up per scheme), then for each rep and each seed every scheme decodes
+  once in turn, so load changes hit all schemes alike. ``tokens_per_s`` is the
+  decode rate, tokens over the seconds of the draft / target / verify phases
+  summed over seeds (the best rep per seed), without the prompt's prefill, which
+  is the same for every scheme but the drafter's own (``prefill_s``);
+  ``tokens_per_s_with_prefill`` includes it. ``speedup_vs_autoregressive`` is
+  the ratio of decode rates on the same seeds; ``block_efficiency`` the mean over
+  seeds of tokens per target call. ``sps`` / ``daliri`` use one draft.
   """
   if "autoregressive" not in schemes:
     raise ValueError("speedup_table: schemes must include 'autoregressive' (the reference)")
@@ -231,30 +238,37 @@ def speedup_table(target, drafter, prompt, *, schemes=("autoregressive",) + SCHE
                 num_drafts=1 if scheme in ("sps", "daliri") else num_drafts)
     kws[scheme] = kw
     t0 = time.perf_counter()
-    jax.block_until_ready(specdec.generate(jax.random.key(seeds[0]), target, prompt, **kw))
-    log(f"  compiled {scheme} ({time.perf_counter() - t0:.1f} s with one decode)")
-  best = {(s, seed): np.inf for s in schemes for seed in seeds}
+    metrics.timed_generate(jax.random.key(seeds[0]), target, prompt, warmup=True, **kw)
+    log(f"  compiled {scheme} ({time.perf_counter() - t0:.1f} s with two decodes)")
+  best = {(s, seed): None for s in schemes for seed in seeds}
   gens = {}
-  for rep in range(reps):
+  for _ in range(reps):
     for seed in seeds:
       for scheme in schemes:
-        t0 = time.perf_counter()
-        gen = jax.block_until_ready(specdec.generate(jax.random.key(seed), target, prompt,
-                                                     **kws[scheme]))
-        best[scheme, seed] = min(best[scheme, seed], time.perf_counter() - t0)
+        gen, times = metrics.timed_generate(jax.random.key(seed), target, prompt, warmup=False,
+                                            **kws[scheme])
+        old = best[scheme, seed]
+        if old is None or times.total - times.prefill < old.total - old.prefill:
+          best[scheme, seed] = times
         gens[scheme, seed] = gen
   rows = []
   for scheme in schemes:
     tokens = sum(int(gens[scheme, seed].length) for seed in seeds)
-    seconds = sum(best[scheme, seed] for seed in seeds)
+    decode = sum(best[scheme, seed].total - best[scheme, seed].prefill for seed in seeds)
+    prefill = sum(best[scheme, seed].prefill for seed in seeds)
     rows.append(dict(scheme=scheme, K=kws[scheme].get("num_drafts", 1),
-                     L=kws[scheme].get("draft_length", 0), tokens=tokens, seconds=seconds,
-                     tokens_per_s=tokens / seconds,
+                     L=kws[scheme].get("draft_length", 0), tokens=tokens, decode_s=decode,
+                     prefill_s=prefill, tokens_per_s=tokens / decode,
+                     tokens_per_s_with_prefill=tokens / (decode + prefill),
+                     draft_s=sum(best[scheme, seed].draft for seed in seeds),
+                     target_s=sum(best[scheme, seed].target for seed in seeds),
+                     verify_s=sum(best[scheme, seed].verify for seed in seeds),
                      block_efficiency=float(np.mean([metrics.block_efficiency(gens[scheme, seed])
                                                      for seed in seeds]))))
-  ar = rows[list(schemes).index("autoregressive")]["tokens_per_s"]
+  ar = rows[list(schemes).index("autoregressive")]
   for r in rows:
-    r["speedup_vs_autoregressive"] = r["tokens_per_s"] / ar
+    r["speedup_vs_autoregressive"] = r["tokens_per_s"] / ar["tokens_per_s"]
+    r["speedup_with_prefill"] = r["tokens_per_s_with_prefill"] / ar["tokens_per_s_with_prefill"]
     log(f"  {r['scheme']:14s} K={r['K']} L={r['L']} {r['tokens_per_s']:7.2f} tok/s  "
         f"x{r['speedup_vs_autoregressive']:.2f}  BE {r['block_efficiency']:.2f}")
   return rows
@@ -357,11 +371,14 @@ def _real_models(args):
   rows = speedup_table(llm.model, drafter, prompt, num_drafts=k, draft_length=args.draft_length,
                        max_new_tokens=n, seeds=seeds, eos_id=llm.tokenizer.eos_id,
                        reps=1 if args.quick else 2)
-  print("\n| scheme | K | L | tokens/s | speed-up vs autoregressive | block efficiency |")
-  print("|---|---|---|---|---|---|")
+  print("\n| scheme | K | L | tokens/s | speed-up vs autoregressive | block efficiency | "
+        "draft / target / verify s | with prefill: tokens/s, speed-up |")
+  print("|---|---|---|---|---|---|---|---|")
   for r in rows:
     print(f"| {r['scheme']} | {r['K']} | {r['L']} | {r['tokens_per_s']:.2f} | "
-          f"{r['speedup_vs_autoregressive']:.2f} | {r['block_efficiency']:.2f} |")
+          f"{r['speedup_vs_autoregressive']:.2f} | {r['block_efficiency']:.2f} | "
+          f"{r['draft_s']:.1f} / {r['target_s']:.1f} / {r['verify_s']:.2f} | "
+          f"{r['tokens_per_s_with_prefill']:.2f}, {r['speedup_with_prefill']:.2f} |")
   if args.json:
     from lcoupling import results  # noqa: PLC0415
     meta = dict(target=args.target, drafter=args.drafter, prompt="HumanEval/150",
