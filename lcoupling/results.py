@@ -40,6 +40,7 @@ Non-finite floats are stored as ``null``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import importlib.metadata
@@ -104,15 +105,23 @@ def dumps(obj: Any, **kw) -> str:
   return json.dumps(to_jsonable(obj), allow_nan=False, **kw)
 
 
-def atomic_write_bytes(path: os.PathLike, data: bytes) -> None:
-  """Writes ``data`` to ``path`` atomically (temp file + fsync + os.replace)."""
+@contextlib.contextmanager
+def atomic_writer(path: os.PathLike):
+  """A binary file that becomes ``path`` atomically when the block exits without error.
+
+  It is written under a temporary name beside ``path``, fsynced and renamed
+  over it; an exception inside the block (or while syncing) removes the
+  temporary file and leaves ``path`` as it was. For writers that stream (a
+  file too big for one ``bytes`` object); :func:`atomic_write_bytes` is the
+  one-shot form.
+  """
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
   try:
     os.fchmod(fd, 0o644)
     with os.fdopen(fd, "wb") as f:
-      f.write(data)
+      yield f
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -120,6 +129,12 @@ def atomic_write_bytes(path: os.PathLike, data: bytes) -> None:
     if os.path.exists(tmp):
       os.unlink(tmp)
     raise
+
+
+def atomic_write_bytes(path: os.PathLike, data: bytes) -> None:
+  """Writes ``data`` to ``path`` atomically (temp file + fsync + os.replace)."""
+  with atomic_writer(path) as f:
+    f.write(data)
 
 
 def atomic_write_text(path: os.PathLike, text: str) -> None:

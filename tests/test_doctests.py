@@ -17,7 +17,7 @@ MODULES = ["lcoupling.cli", "lcoupling.core", "lcoupling.acceptance", "lcoupling
            "lcoupling.lm.model", "lcoupling.lm.cache", "lcoupling.lm.sampling", "lcoupling.lm.markov",
            "lcoupling.lm.tokenizer", "lcoupling.lm.gguf_io", "lcoupling.lm.loading",
            "lcoupling.lm.generate", "lcoupling.lm.prompts", "lcoupling.lm.assets",
-           "lcoupling.lm.drafters", "lcoupling.lm.distill",
+           "lcoupling.lm.drafters", "lcoupling.lm.distill", "lcoupling.lm.weight_cache",
            "lcoupling.specdec.engine", "lcoupling.specdec.metrics"]
 
 

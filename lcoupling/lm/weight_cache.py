@@ -40,12 +40,11 @@ import math
 import os
 import pathlib
 import struct
-import tempfile
 from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from lcoupling import wheels
+from lcoupling import results, wheels
 from lcoupling.lm import gguf_io
 from lcoupling.lm.model import LlamaConfig
 from lcoupling.lm.tokenizer import Tokenizer
@@ -87,22 +86,11 @@ def write_safetensors(path: os.PathLike | str, tensors: Mapping[str, np.ndarray]
     offset += a.nbytes
   raw = json.dumps(header, separators=(",", ":")).encode()
   raw += b" " * (-(8 + len(raw)) % 64)  # space padding (allowed): the data starts 64-aligned
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-  try:
-    os.fchmod(fd, 0o644)
-    with os.fdopen(fd, "wb") as f:
-      f.write(struct.pack("<Q", len(raw)))
-      f.write(raw)
-      for name in names:
-        f.write(np.ascontiguousarray(tensors[name]).reshape(-1).view(np.uint8).data)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
+  with results.atomic_writer(path) as f:
+    f.write(struct.pack("<Q", len(raw)))
+    f.write(raw)
+    for name in names:
+      f.write(np.ascontiguousarray(tensors[name]).reshape(-1).view(np.uint8).data)
 
 
 class CachedParams(collections.abc.Mapping):
