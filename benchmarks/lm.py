@@ -14,8 +14,8 @@ A forward pass cannot be faster than its floor
 with both rates measured in the same run: the bandwidth as the best of a
 large array reduction (``jnp.sum``) and a large matrix-vector product (the
 kernel a decode step is made of), the FLOP rate as a large square matmul in
-the model's dtype (the matrix-vector product takes the better of ``v @ W``
-and ``W @ v``). Bytes are the parameters (the tied embedding counted once,
+the model's dtype through the model's own :func:`lcoupling.lm.model.dense`
+(the matrix-vector product takes the better of ``v @ W`` and ``W @ v``). Bytes are the parameters (the tied embedding counted once,
 as the output head) plus the KV-cache entries a pass must read (the
 ``P`` valid positions of each row) and write; FLOPs are ``2 x`` the
 multiply-adds of the projections, the MLP, the head and causal attention
@@ -30,8 +30,8 @@ measured over the same stretch of time on a shared CPU):
 * ``decode Bx1``: one token for each of ``B`` = 1, 4, 8 rows at position ``P``
   (a ``lax.fori_loop`` of steps, the loop of :func:`lcoupling.lm.generate.decode`;
   memory-bound: the weights are read once per step);
-* ``verify 8x5``: a verification pass of 8 rows x 5 tokens at position ``P``
-  (the shape of multi-draft speculative decoding with K = 8, L = 4).
+* ``verify Kx5``: a verification pass of K = 2 and K = 8 rows x 5 tokens at
+  position ``P`` (multi-draft speculative decoding with K drafts of L = 4).
 
 The cache has ``P + 64`` positions (the static-shape design reads all of them;
 the floor counts only the ``P`` valid ones).
@@ -81,7 +81,7 @@ class Roofline:
     self.kernels = {"sum": (jax.jit(jnp.sum), (self.x,), self.x.nbytes),
                     "v@W": (jax.jit(lambda v, w: v @ w), (self.vl, self.w), self.w.nbytes),
                     "W@v": (jax.jit(lambda w, v: w @ v), (self.w, self.vr), self.w.nbytes)}
-    self.matmul = jax.jit(jnp.dot)
+    self.matmul = jax.jit(lm.model.dense)  # the model's own matmul (float32 accumulator)
     for f, args, _ in self.kernels.values():
       jax.block_until_ready(f(*args))
     jax.block_until_ready(self.matmul(self.a, self.a))
@@ -206,11 +206,12 @@ def main(argv=None):
     logits, cache = model(tokens, cache, pos)
     return logits, cache
 
-  cache = jax.tree.map(jnp.array, lm.cache.broadcast_rows(base_cache, 8))
-  tokens = jnp.zeros((8, 5), jnp.int32)
-  pos = jnp.full((8,), p_len, jnp.int32)
-  t = measure(roof, lambda cache: verify(model, cache, tokens, pos), cache, reps)
-  record("verify 8x5", t, 8, 5, p_len, 40)
+  for b in (2, 8):  # K = 2 (the CPU's choice, benchmarks/specdec.py) and K = 8 drafts, L = 4
+    cache = jax.tree.map(jnp.array, lm.cache.broadcast_rows(base_cache, b))
+    tokens = jnp.zeros((b, 5), jnp.int32)
+    pos = jnp.full((b,), p_len, jnp.int32)
+    t = measure(roof, lambda cache: verify(model, cache, tokens, pos), cache, reps)
+    record(f"verify {b}x5", t, b, 5, p_len, 5 * b)
 
   print("| pass | time (ms) | memory floor (ms) | compute floor (ms) | ratio to floor | tokens/s "
         "| bandwidth (GB/s) | matmul (GFLOP/s) |")

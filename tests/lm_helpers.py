@@ -340,8 +340,9 @@ def random_llama(config, seed: int = 0, qk_scale: float = 3.0):
   n, d, f = c.num_layers, c.hidden_size, c.intermediate_size
   q, kv = c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim
 
-  def mat(*shape, gain=1.0):
-    return (rng.standard_normal(shape) * gain / math.sqrt(shape[-2])).astype(np.float32)
+  def mat(*shape, gain=1.0):  # drawn [in, out], stored [out, in] (the model's layout)
+    w = rng.standard_normal(shape) * gain / math.sqrt(shape[-2])
+    return np.ascontiguousarray(w.swapaxes(-1, -2)).astype(np.float32)
 
   p = {"embed": rng.standard_normal((c.vocab_size, d)).astype(np.float32),
        "final_norm": (1 + 0.1 * rng.standard_normal(d)).astype(np.float32),

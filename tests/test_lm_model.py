@@ -188,3 +188,27 @@ def test_attention_formulations_agree(monkeypatch):
         p = np.exp(sc - sc.max())
         np.testing.assert_allclose(np.asarray(small)[r, i, h * d:(h + 1) * d],
                                    (p / p.sum()) @ vn[r, :, kh], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("lead", [(1,), (1, 1), (2,), (2, 5), (3, 1)])
+def test_dense_layout_and_single_row(dtype, lead):
+  """``dense(x, w)`` is ``x @ w.T`` for ``w [out, in]`` with a float32 accumulator, for any
+  leading shape; one bfloat16 row (computed as two, see ``dense``) equals the first row of the
+  same product with that row stacked on others, bit for bit (in float32 one row takes XLA's
+  matrix-vector kernel, equal to rounding)."""
+  from lcoupling.lm.model import dense
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=lead + (48,)), dtype)
+  w = jnp.asarray(rng.normal(size=(40, 48)) / 7, dtype)
+  y = dense(x, w)
+  assert y.shape == lead + (40,) and y.dtype == jnp.dtype(dtype)
+  want = np.asarray(x, np.float64) @ np.asarray(w, np.float64).T
+  tol = 1e-5 if dtype == "float32" else 2e-2  # bfloat16 output rounding (8 mantissa bits)
+  np.testing.assert_allclose(np.asarray(y, np.float64), want, rtol=tol, atol=tol)
+  assert dense(x, w, jnp.float32).dtype == jnp.float32
+  if dtype == "bfloat16":  # the padded single row is a row of the multi-row product
+    one = x.reshape(-1, 48)[:1]
+    stacked = jnp.concatenate([one, jnp.ones((3, 48), dtype)])
+    np.testing.assert_array_equal(np.asarray(dense(one, w, jnp.float32)),
+                                  np.asarray(dense(stacked, w, jnp.float32))[:1])

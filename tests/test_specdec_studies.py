@@ -257,4 +257,6 @@ def test_qwen_variants(name):
   assert quick.config.prompt_indices == (114, 131, 140) and quick.config.max_new_tokens == 32
   assert full.config.prompt_indices == () and full.config.num_seeds == 5
   assert full.config.max_new_tokens == 128
+  # bfloat16 on the CPU (the fast dtype with bfloat16 matrix units), "auto" (bfloat16) on a GPU
+  assert quick.config.dtype == "bfloat16" and full.config.dtype == "auto"
   assert quick.config.name == f"{name}_qwen_quick" and full.config.name == f"{name}_qwen"

@@ -58,8 +58,9 @@ __all__ = ["TeacherData", "teacher_data", "fit_linear", "train_adapter",
            "acceptance", "save_drafter", "load_drafter", "build_soft_bigram", "pad_prompts",
            "DRAFTER_FORMAT", "DEFAULT_CORPUS_PROMPTS", "default_corpus"]
 
-#: ``drafter.json`` format version.
-DRAFTER_FORMAT = 1
+#: ``drafter.json`` format version. 2: a ``"block"`` adapter's projections are stored ``[out, in]``
+#: like the model's (:func:`lcoupling.lm.model.dense`); format 1 files are still read.
+DRAFTER_FORMAT = 2
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -323,7 +324,7 @@ def _read_drafter(directory: pathlib.Path, target: Llama):
     raise FileNotFoundError(f"{path}: no trained drafter here; train one with `python -m "
                             f"experiments.run --config configs/train_drafter.py ...`")
   info = json.loads(path.read_text())
-  if info.get("format") != DRAFTER_FORMAT:
+  if info.get("format") not in (1, DRAFTER_FORMAT):
     raise ValueError(f"{path}: drafter format {info.get('format')!r}, expected {DRAFTER_FORMAT}")
   if info["kind"] == "soft_bigram":
     with np.load(directory / "table.npz") as z:
@@ -338,8 +339,10 @@ def _read_drafter(directory: pathlib.Path, target: Llama):
   with np.load(directory / "adapter.npz") as z:
     drafter.set_linear(z["w"], z["b"])
     if drafter.adapter == "block":
-      drafter.block.set_value({k: jnp.asarray(z[f"block.{k}"], dt)
-                               for k in drafter.block.get_value()})
+      block = {k: z[f"block.{k}"] for k in drafter.block.get_value()}
+      if info["format"] == 1:  # format 1 stored the block's projections [in, out]
+        block = {k: v.swapaxes(-1, -2) if v.ndim == 3 else v for k, v in block.items()}
+      drafter.block.set_value({k: jnp.asarray(v, dt) for k, v in block.items()})
   return drafter, info
 
 

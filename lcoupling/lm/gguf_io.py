@@ -10,8 +10,8 @@ dequantised to the model's dtype (the model computes in ``float32`` /
 Layout conversions (llama.cpp's ``convert_hf_to_gguf.py`` in reverse):
 
 * a GGUF tensor's ``ne = [in, out]`` reads in NumPy as ``[out, in]``, the
-  Hugging Face ``nn.Linear`` layout; :class:`lcoupling.lm.Llama` stores
-  ``[in, out]`` (``x @ W``), so every projection is transposed;
+  Hugging Face ``nn.Linear`` layout, which :class:`lcoupling.lm.Llama` stores
+  as it is (:func:`lcoupling.lm.model.dense`);
 * architecture ``llama``: llama.cpp permutes the rows of ``attn_q`` / ``attn_k``
   from Hugging Face's "rotate half" rotary layout to interleaved pairs,
   ``W.reshape(H, 2, D/2, in).swapaxes(1, 2)``; :func:`unpermute_qk` undoes it
@@ -45,13 +45,12 @@ __all__ = ["read_gguf", "read_metadata", "permute_qk", "unpermute_qk", "SUPPORTE
 
 SUPPORTED_ARCHS = ("llama", "qwen2")
 
-#: GGUF block tensor -> (Llama attribute, transpose).
-_BLOCK = {"attn_norm.weight": ("attn_norm", False), "ffn_norm.weight": ("mlp_norm", False),
-          "attn_q.weight": ("wq", True), "attn_k.weight": ("wk", True),
-          "attn_v.weight": ("wv", True), "attn_output.weight": ("wo", True),
-          "ffn_gate.weight": ("w_gate", True), "ffn_up.weight": ("w_up", True),
-          "ffn_down.weight": ("w_down", True),
-          "attn_q.bias": ("bq", False), "attn_k.bias": ("bk", False), "attn_v.bias": ("bv", False)}
+#: GGUF block tensor -> Llama attribute (same layout: projections ``[out, in]``).
+_BLOCK = {"attn_norm.weight": "attn_norm", "ffn_norm.weight": "mlp_norm",
+          "attn_q.weight": "wq", "attn_k.weight": "wk", "attn_v.weight": "wv",
+          "attn_output.weight": "wo", "ffn_gate.weight": "w_gate", "ffn_up.weight": "w_up",
+          "ffn_down.weight": "w_down", "attn_q.bias": "bq", "attn_k.bias": "bk",
+          "attn_v.bias": "bv"}
 
 
 def permute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
@@ -214,17 +213,16 @@ def read_gguf(path: os.PathLike | str, *, dtype: str = "float32",
   params["embed"] = take("token_embd.weight")
   params["final_norm"] = take("output_norm.weight")
   if not config.tie_embeddings:
-    params["lm_head"] = np.ascontiguousarray(take("output.weight").T)
+    params["lm_head"] = take("output.weight")
   if progress:
     progress(f"read embeddings of {path.name}")
   blocks = {k: v for k, v in _BLOCK.items() if config.attention_bias or not k.endswith(".bias")}
-  for suffix, (attr, transpose) in blocks.items():
+  for suffix, attr in blocks.items():
     stacked = None
     for i in range(n):
       w = take(f"blk.{i}.{suffix}")
       if arch == "llama" and suffix.startswith(("attn_q.", "attn_k.")):
         w = unpermute_qk(w, config.num_heads if suffix.startswith("attn_q.") else config.num_kv_heads)
-      w = w.T if transpose else w
       if stacked is None:
         stacked = np.empty((n,) + w.shape, np_dtype)
       stacked[i] = w

@@ -11,8 +11,8 @@ A directory as ``huggingface-cli download`` leaves it::
 
 Weights are read with ``safetensors``' NumPy API (no torch; ``BF16`` tensors
 come back as ``ml_dtypes.bfloat16``) and converted to the model's dtype.
-Hugging Face ``nn.Linear`` weights are ``[out, in]``; :class:`lcoupling.lm.Llama`
-stores ``[in, out]``, so projections are transposed. The rotary layout is
+Hugging Face ``nn.Linear`` weights are ``[out, in]``, the layout
+:class:`lcoupling.lm.Llama` stores (:func:`lcoupling.lm.model.dense`). The rotary layout is
 Hugging Face's "rotate half" in both, so q/k need no permutation.
 
 Supported: ``LlamaForCausalLM`` (``rope_scaling`` ``rope_type = "llama3"``,
@@ -40,15 +40,13 @@ __all__ = ["read_hf", "config_from_hf", "SUPPORTED_ARCHITECTURES"]
 
 SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM")
 
-#: Hugging Face layer tensor -> (Llama attribute, transpose).
-_LAYER = {"input_layernorm.weight": ("attn_norm", False),
-          "post_attention_layernorm.weight": ("mlp_norm", False),
-          "self_attn.q_proj.weight": ("wq", True), "self_attn.k_proj.weight": ("wk", True),
-          "self_attn.v_proj.weight": ("wv", True), "self_attn.o_proj.weight": ("wo", True),
-          "mlp.gate_proj.weight": ("w_gate", True), "mlp.up_proj.weight": ("w_up", True),
-          "mlp.down_proj.weight": ("w_down", True),
-          "self_attn.q_proj.bias": ("bq", False), "self_attn.k_proj.bias": ("bk", False),
-          "self_attn.v_proj.bias": ("bv", False)}
+#: Hugging Face layer tensor -> Llama attribute (same layout: projections ``[out, in]``).
+_LAYER = {"input_layernorm.weight": "attn_norm", "post_attention_layernorm.weight": "mlp_norm",
+          "self_attn.q_proj.weight": "wq", "self_attn.k_proj.weight": "wk",
+          "self_attn.v_proj.weight": "wv", "self_attn.o_proj.weight": "wo",
+          "mlp.gate_proj.weight": "w_gate", "mlp.up_proj.weight": "w_up",
+          "mlp.down_proj.weight": "w_down", "self_attn.q_proj.bias": "bq",
+          "self_attn.k_proj.bias": "bk", "self_attn.v_proj.bias": "bv"}
 
 
 def _read_json(path: pathlib.Path) -> dict:
@@ -214,15 +212,13 @@ def read_hf(directory: os.PathLike | str, *, dtype: str = "float32",
     params["embed"] = take("model.embed_tokens.weight", (c.vocab_size, c.hidden_size))
     params["final_norm"] = take("model.norm.weight", (c.hidden_size,))
     if not c.tie_embeddings:
-      params["lm_head"] = np.ascontiguousarray(
-          take("lm_head.weight", (c.vocab_size, c.hidden_size)).T)
-    for suffix, (attr, transpose) in _LAYER.items():
+      params["lm_head"] = take("lm_head.weight", (c.vocab_size, c.hidden_size))
+    for suffix, attr in _LAYER.items():
       if suffix.endswith(".bias") and not c.attention_bias:
         continue
       stacked = None
       for i in range(n):
         w = take(f"model.layers.{i}.{suffix}", shapes[suffix])
-        w = w.T if transpose else w
         if stacked is None:
           stacked = np.empty((n,) + w.shape, np_dtype)
         stacked[i] = w

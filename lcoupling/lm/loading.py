@@ -27,8 +27,8 @@ loaders call once they have the weights):
   >>> cfg = LlamaConfig(vocab_size=8, num_layers=1, hidden_size=4, intermediate_size=8,
   ...                   num_heads=2, num_kv_heads=1, head_dim=2)
   >>> shapes = {"embed": (8, 4), "attn_norm": (1, 4), "mlp_norm": (1, 4), "final_norm": (4,),
-  ...           "wq": (1, 4, 4), "wk": (1, 4, 2), "wv": (1, 4, 2), "wo": (1, 4, 4),
-  ...           "w_gate": (1, 4, 8), "w_up": (1, 4, 8), "w_down": (1, 8, 4)}
+  ...           "wq": (1, 4, 4), "wk": (1, 2, 4), "wv": (1, 2, 4), "wo": (1, 4, 4),
+  ...           "w_gate": (1, 8, 4), "w_up": (1, 8, 4), "w_down": (1, 4, 8)}
   >>> model = build_llama(cfg, {k: np.ones(s, np.float32) for k, s in shapes.items()})
   >>> model.logits(np.array([[1, 2]])).shape
   (1, 2, 8)

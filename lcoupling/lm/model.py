@@ -14,6 +14,11 @@ Each layer's weights are arrays of their own (:class:`LlamaLayer`, in
 :func:`jax.lax.scan` over stacked weights would compile faster, but XLA on the
 CPU copies each step's slice of the stack, which doubles a decode step's
 memory traffic (:func:`decoder_stack` keeps the scan for stacked adapters).
+Projection matrices are stored ``[out, in]`` (the layout of Hugging Face,
+GGUF and PyTorch checkpoints, loaded without a transpose) and applied by
+:func:`dense`, ``x Wᵀ`` with a ``float32`` accumulator: in ``bfloat16`` that is
+the layout and the call XLA's CPU backend runs as a fast matrix product for
+any number of rows (see :func:`dense`).
 
 The model interface (shared with :class:`lcoupling.lm.MarkovLM` and the
 drafters; :class:`LanguageModel` spells it out)::
@@ -39,9 +44,9 @@ broadcast with :func:`lcoupling.lm.cache.broadcast_rows` /
 Every call has static shapes, so a ``lax.while_loop`` decode loop, K draft
 rows and a verification pass of K rows × (L + 1) tokens each compile once.
 
-Numerics: weights and activations in ``config.dtype`` (``float32`` on CPU,
-``bfloat16`` an option on GPU/TPU); RMSNorm statistics, rotary embeddings,
-attention softmax and the logits in ``float32``.
+Numerics: weights and activations in ``config.dtype`` (``float32`` or
+``bfloat16``); matrix products accumulate in ``float32``; RMSNorm statistics,
+rotary embeddings, attention softmax and the logits in ``float32``.
 
 Example:
   >>> import jax, jax.numpy as jnp
@@ -72,7 +77,7 @@ from flax import nnx
 from lcoupling.lm.cache import KVCache
 
 __all__ = ["LlamaConfig", "Llama", "LlamaLayer", "LanguageModel", "decoder_stack",
-           "rope_inv_freq", "check_tokens", "rms_norm"]
+           "rope_inv_freq", "check_tokens", "rms_norm", "dense"]
 
 #: Finite mask value: a query with no visible key attends uniformly instead of producing NaN.
 _MASK_VALUE = -1e30
@@ -212,6 +217,36 @@ rms_norm.__doc__ = """RMSNorm of ``x [..., d]`` with gain ``weight [d]``, comput
 _rms_norm = rms_norm  # the name the blocks below use
 
 
+def dense(x: jax.Array, w: jax.Array, out_dtype=None) -> jax.Array:
+  """``x [..., in]`` times the transpose of ``w [out, in]``: ``[..., out]``.
+
+  Accumulates in ``float32`` and returns ``out_dtype`` (default ``x.dtype``).
+  The ``[out, in]`` layout with a ``float32`` accumulator is what XLA's CPU
+  backend turns into its fast ``bfloat16`` matrix product (on a recent x86
+  CPU it streams the weights at memory bandwidth for 2 to 32 rows, and runs
+  long prompts at matrix-unit speed); the ``[in, out]`` layout, or a
+  ``bfloat16`` accumulator, falls back to a kernel several times slower. A
+  single row in ``bfloat16`` also falls back (a matrix-vector kernel about 9x
+  slower), so one row is computed as two (the second zeros) and the first
+  kept: the weights are read once either way. ``benchmarks/lm.py`` measures
+  each pass against its memory-bandwidth floor.
+
+  >>> import jax.numpy as jnp
+  >>> dense(jnp.ones((2, 3)), jnp.arange(12.0).reshape(4, 3)).tolist()
+  [[3.0, 12.0, 21.0, 30.0], [3.0, 12.0, 21.0, 30.0]]
+  """
+  out_dtype = x.dtype if out_dtype is None else out_dtype
+  lead = x.shape[:-1]
+  rows = x.reshape(-1, x.shape[-1])
+  pad = rows.shape[0] == 1 and rows.dtype == jnp.bfloat16
+  if pad:
+    rows = jnp.concatenate([rows, jnp.zeros_like(rows)])
+  y = jax.lax.dot_general(rows, w, (((1,), (1,)), ((), ())), preferred_element_type=jnp.float32)
+  if pad:
+    y = y[:1]
+  return y.reshape(*lead, w.shape[0]).astype(out_dtype)
+
+
 def _rope(x, cos, sin):
   """Rotates ``x [B, T, H, D]`` (Hugging Face "rotate half" layout) by angles ``[B, T, D/2]``."""
   x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
@@ -289,22 +324,26 @@ class Llama(nnx.Module):
 
     self.embed = param((c.vocab_size, d))
     # Drawn stacked ([num_layers, ...], the order and values of a scan-layout
-    # initialisation), held one array per layer (see _blocks).
+    # initialisation, projections drawn [in, out] and stored [out, in]), held
+    # one array per layer (see _blocks).
+    def proj(shape):
+      return nnx.Param(jnp.swapaxes(param(shape)[...], -1, -2))
+
     stacked = {"attn_norm": param((n, d), ones=True)}
-    stacked["wq"], stacked["wk"], stacked["wv"] = param((n, d, q)), param((n, d, kv)), param((n, d, kv))
+    stacked["wq"], stacked["wk"], stacked["wv"] = proj((n, d, q)), proj((n, d, kv)), proj((n, d, kv))
     if c.attention_bias:
       stacked["bq"], stacked["bk"], stacked["bv"] = (param((n, q), zeros=True),
                                                      param((n, kv), zeros=True),
                                                      param((n, kv), zeros=True))
-    stacked["wo"] = param((n, q, d))
+    stacked["wo"] = proj((n, q, d))
     stacked["mlp_norm"] = param((n, d), ones=True)
-    stacked["w_gate"], stacked["w_up"], stacked["w_down"] = (param((n, d, f)), param((n, d, f)),
-                                                             param((n, f, d)))
+    stacked["w_gate"], stacked["w_up"], stacked["w_down"] = (proj((n, d, f)), proj((n, d, f)),
+                                                             proj((n, f, d)))
     self.layers = nnx.List([LlamaLayer({k: nnx.Param(v[...][i]) for k, v in stacked.items()})
                             for i in range(n)])
     self.final_norm = param((d,), ones=True)
     if not c.tie_embeddings:
-      self.lm_head = param((d, c.vocab_size))
+      self.lm_head = proj((d, c.vocab_size))
 
   # -- the interface ----------------------------------------------------------
 
@@ -351,8 +390,8 @@ class Llama(nnx.Module):
     """Final RMSNorm and output head: residual stream ``[..., d]`` -> ``float32`` logits ``[..., V]``."""
     c = self.config
     x = _rms_norm(x, self.final_norm[...], c.rms_norm_eps)
-    w = self.embed[...].T if c.tie_embeddings else self.lm_head[...]
-    return jnp.dot(x, w, preferred_element_type=jnp.float32)
+    w = self.embed[...] if c.tie_embeddings else self.lm_head[...]  # [V, d]
+    return dense(x, w, jnp.float32)
 
   # -- the computation --------------------------------------------------------
 
@@ -415,7 +454,7 @@ def decoder_stack(params, config: LlamaConfig, x: jax.Array,
 
   def attention_inputs(x, p):
     h = _rms_norm(x, p["attn_norm"], c.rms_norm_eps)
-    q, k, v = h @ p["wq"], h @ p["wk"], h @ p["wv"]
+    q, k, v = dense(h, p["wq"]), dense(h, p["wk"]), dense(h, p["wv"])
     if bias:
       q, k, v = q + p["bq"], k + p["bk"], v + p["bv"]
     q = _rope(q.reshape(b, t, c.num_heads, c.head_dim), cos, sin)
@@ -423,9 +462,9 @@ def decoder_stack(params, config: LlamaConfig, x: jax.Array,
     return q, k, v.reshape(b, t, c.num_kv_heads, c.head_dim)
 
   def rest(x, attn, p):
-    x = x + attn @ p["wo"]
+    x = x + dense(attn, p["wo"])
     h = _rms_norm(x, p["mlp_norm"], c.rms_norm_eps)
-    return x + (jax.nn.silu(h @ p["w_gate"]) * (h @ p["w_up"])) @ p["w_down"]
+    return x + dense(jax.nn.silu(dense(h, p["w_gate"])) * dense(h, p["w_up"]), p["w_down"])
 
   if cache is None:
     def block(x, p):

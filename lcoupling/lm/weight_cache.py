@@ -52,7 +52,8 @@ from lcoupling.lm.tokenizer import Tokenizer
 __all__ = ["read_gguf_cached", "cache_path", "CachedParams", "write_safetensors", "FORMAT"]
 
 #: Bumped whenever the cached layout or metadata changes (older caches are rebuilt).
-FORMAT = "1"
+#: "2": projections stored ``[out, in]`` (:func:`lcoupling.lm.model.dense`).
+FORMAT = "2"
 
 _DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16", np.dtype(np.int32): "I32"}
 
