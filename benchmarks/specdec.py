@@ -226,46 +226,52 @@ def speedup_table(target, drafter, prompt, *, schemes=("autoregressive",) + SCHE
   is the same for every scheme but the drafter's own (``prefill_s``);
   ``tokens_per_s_with_prefill`` includes it. ``speedup_vs_autoregressive`` is
   the ratio of decode rates on the same seeds; ``block_efficiency`` the mean over
-  seeds of tokens per target call. ``sps`` / ``daliri`` use one draft.
+  seeds of tokens per target call. ``sps`` / ``daliri`` use one draft; the
+  multi-draft schemes get one row per ``K`` of ``num_drafts`` (an int or a
+  sequence of ints).
   """
   if "autoregressive" not in schemes:
     raise ValueError("speedup_table: schemes must include 'autoregressive' (the reference)")
+  ks = (num_drafts,) if isinstance(num_drafts, int) else tuple(num_drafts)
   kws = {}
   for scheme in schemes:
     kw = dict(scheme=scheme, max_new_tokens=max_new_tokens, top_k=top_k, eos_id=eos_id)
-    if scheme != "autoregressive":
-      kw.update(drafter=drafter, draft_length=draft_length,
-                num_drafts=1 if scheme in ("sps", "daliri") else num_drafts)
-    kws[scheme] = kw
+    if scheme == "autoregressive":
+      kws[scheme, 1] = kw
+    elif scheme in acceptance.SINGLE_DRAFT:
+      kws[scheme, 1] = dict(kw, drafter=drafter, draft_length=draft_length, num_drafts=1)
+    else:
+      for k in ks:
+        kws[scheme, k] = dict(kw, drafter=drafter, draft_length=draft_length, num_drafts=k)
+  for (scheme, k), kw in kws.items():
     t0 = time.perf_counter()
     metrics.timed_generate(jax.random.key(seeds[0]), target, prompt, warmup=True, **kw)
-    log(f"  compiled {scheme} ({time.perf_counter() - t0:.1f} s with two decodes)")
-  best = {(s, seed): None for s in schemes for seed in seeds}
+    log(f"  compiled {scheme} K={k} ({time.perf_counter() - t0:.1f} s with two decodes)")
+  best = {(entry, seed): None for entry in kws for seed in seeds}
   gens = {}
   for _ in range(reps):
     for seed in seeds:
-      for scheme in schemes:
+      for entry, kw in kws.items():
         gen, times = metrics.timed_generate(jax.random.key(seed), target, prompt, warmup=False,
-                                            **kws[scheme])
-        old = best[scheme, seed]
+                                            **kw)
+        old = best[entry, seed]
         if old is None or times.total - times.prefill < old.total - old.prefill:
-          best[scheme, seed] = times
-        gens[scheme, seed] = gen
+          best[entry, seed] = times
+        gens[entry, seed] = gen
   rows = []
-  for scheme in schemes:
-    tokens = sum(int(gens[scheme, seed].length) for seed in seeds)
-    decode = sum(best[scheme, seed].total - best[scheme, seed].prefill for seed in seeds)
-    prefill = sum(best[scheme, seed].prefill for seed in seeds)
-    rows.append(dict(scheme=scheme, K=kws[scheme].get("num_drafts", 1),
-                     L=kws[scheme].get("draft_length", 0), tokens=tokens, decode_s=decode,
-                     prefill_s=prefill, tokens_per_s=tokens / decode,
+  for entry, kw in kws.items():
+    tokens = sum(int(gens[entry, seed].length) for seed in seeds)
+    decode = sum(best[entry, seed].total - best[entry, seed].prefill for seed in seeds)
+    prefill = sum(best[entry, seed].prefill for seed in seeds)
+    rows.append(dict(scheme=entry[0], K=entry[1], L=kw.get("draft_length", 0), tokens=tokens,
+                     decode_s=decode, prefill_s=prefill, tokens_per_s=tokens / decode,
                      tokens_per_s_with_prefill=tokens / (decode + prefill),
-                     draft_s=sum(best[scheme, seed].draft for seed in seeds),
-                     target_s=sum(best[scheme, seed].target for seed in seeds),
-                     verify_s=sum(best[scheme, seed].verify for seed in seeds),
-                     block_efficiency=float(np.mean([metrics.block_efficiency(gens[scheme, seed])
+                     draft_s=sum(best[entry, seed].draft for seed in seeds),
+                     target_s=sum(best[entry, seed].target for seed in seeds),
+                     verify_s=sum(best[entry, seed].verify for seed in seeds),
+                     block_efficiency=float(np.mean([metrics.block_efficiency(gens[entry, seed])
                                                      for seed in seeds]))))
-  ar = rows[list(schemes).index("autoregressive")]
+  ar = rows[list(kws).index(("autoregressive", 1))]
   for r in rows:
     r["speedup_vs_autoregressive"] = r["tokens_per_s"] / ar["tokens_per_s"]
     r["speedup_with_prefill"] = r["tokens_per_s_with_prefill"] / ar["tokens_per_s_with_prefill"]
@@ -284,6 +290,16 @@ def _header(args):
         f"parameters, float32); drafter: 2 layers of the same shape; best of {args.reps} reps\n")
 
 
+def _ints(text: str) -> tuple[int, ...]:
+  try:
+    ks = tuple(int(t) for t in text.split(","))
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected K or K1,K2,... (ints >= 1), got {text!r}") from None
+  if not ks or min(ks) < 1:
+    raise argparse.ArgumentTypeError(f"expected ints >= 1, got {text!r}")
+  return ks
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--quick", action="store_true", help="top-k 50 only, 3 reps")
@@ -298,10 +314,9 @@ def main(argv=None):
                       help="with --target: the models' dtype (default: float32 on CPU, bfloat16 on "
                            "an accelerator; bfloat16 is also the fast one on a CPU with bfloat16 "
                            "matrix units, see README)")
-  parser.add_argument("--num_drafts", type=int, default=2,
-                      help="K of the multi-draft schemes in section 3 with --target (default 2: on a "
-                           "CPU a verification pass of K x (L + 1) = 10 tokens still costs about one "
-                           "decode step; 20 or 40 tokens are compute-bound)")
+  parser.add_argument("--num_drafts", type=_ints, default=(2,),
+                      help="K of the multi-draft schemes in section 3 with --target, or a comma "
+                           "list (rows per K; default 2, see the README's wall-clock table)")
   parser.add_argument("--draft_length", type=int, default=4, help="L (default 4)")
   parser.add_argument("--seeds", type=int, default=None,
                       help="decodes per scheme in section 3 (default 2, quick 2)")
@@ -368,9 +383,10 @@ def _real_models(args):
   prompt = jnp.asarray(llm.tokenizer.encode(prompts[150]), jnp.int32)  # a held-out prompt
   n = args.new_tokens or (32 if args.quick else 96)
   k = args.num_drafts
+  k_text = ", ".join(map(str, k))
   seeds = tuple(range(args.seeds or 2))
   print(f"\n## 3. Decoding HumanEval/150 ({len(prompt)} prompt tokens, {n} new tokens, top-k 50, "
-        f"batch 1, K = {k}, L = {args.draft_length}, seeds {list(seeds)}, timed interleaved)")
+        f"batch 1, K = {k_text}, L = {args.draft_length}, seeds {list(seeds)}, timed interleaved)")
   t0 = time.perf_counter()
   rows = speedup_table(llm.model, drafter, prompt, num_drafts=k, draft_length=args.draft_length,
                        max_new_tokens=n, seeds=seeds, eos_id=llm.tokenizer.eos_id,

@@ -49,3 +49,20 @@ def test_speedup_table_rows():
   assert any("compiled gls" in line for line in lines)
   with pytest.raises(ValueError, match="must include 'autoregressive'"):
     bench.speedup_table(target, target, prompt, schemes=("sps",))
+
+
+def test_speedup_table_several_k_and_the_flag():
+  """``num_drafts=(1, 3)``: one row per K for the multi-draft schemes, one for the others;
+  ``--num_drafts 2,4`` parses to (2, 4) and bad values are usage errors."""
+  target = Llama(CFG, rngs=nnx.Rngs(0))
+  prompt = jnp.arange(1, 9, dtype=jnp.int32)
+  rows = bench.speedup_table(target, target, prompt, schemes=("autoregressive", "sps", "gls"),
+                             num_drafts=(1, 3), draft_length=2, max_new_tokens=6, seeds=(0,),
+                             top_k=0, log=lambda _: None)
+  assert [(r["scheme"], r["K"]) for r in rows] == [("autoregressive", 1), ("sps", 1), ("gls", 1),
+                                                   ("gls", 3)]
+  assert all(r["block_efficiency"] == 3.0 for r in rows[1:])  # the target drafts for itself
+  assert bench._ints("2,4") == (2, 4) and bench._ints("3") == (3,)
+  for bad in ("0", "2,x", ""):
+    with pytest.raises(Exception, match="expected"):
+      bench._ints(bad)
