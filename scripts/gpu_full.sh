@@ -60,7 +60,7 @@ LM_QWEN=(--models qwen2.5-coder)
 QWEN_STUDY=()
 BENCH_LM_QWEN=(--model qwen2.5-coder-1.5b --dtype bfloat16)
 BENCH_SPECDEC_QWEN=(--target qwen2.5-coder-1.5b --drafter model:qwen2.5-coder-0.5b
-                    --json "$OUT/speedup_qwen.json")
+                    --num_drafts 2,4,8 --json "$OUT/speedup_qwen.json")
 if [[ $TINY == 1 ]]; then
   MNIST+=(--config.num_train_images=256 --config.num_test_images=16 --config.train.epochs=1
           "--config.betas=(0.15,0.55)" "--config.num_codewords_grid=(64,128)"
@@ -81,7 +81,8 @@ if [[ $TINY == 1 ]]; then
               --config.batch_size=1)
   BENCH_LM_QWEN=(--model smollm2-135m --quick --reps 1 --prompt_len 16)
   BENCH_SPECDEC_QWEN=(--target smollm2-135m --drafter model:smollm2-135m --quick --reps 1 --seeds 1
-                      --new_tokens 4 --skip_verification_cost --json "$OUT/speedup_qwen.json")
+                      --new_tokens 4 --num_drafts 2,4 --skip_verification_cost
+                      --json "$OUT/speedup_qwen.json")
 fi
 
 step data "$PYTHON" -m lcoupling.data fetch --data_dir "$DATA_DIR"
