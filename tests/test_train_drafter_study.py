@@ -78,8 +78,8 @@ def test_train_drafter_end_to_end(tiny, tmp_path):
     ("drafters", ("bigram",), "config.drafters: unknown drafter 'bigram'"),
     ("drafters", ("block:0",), "config.drafters: unknown drafter 'block:0'"),
     ("heldout_prompts", (100, 120), "overlap: the held-out prompts must be unseen"),
-    ("train.steps", 0, "config.train.steps must be >= 1"),
-    ("temperature", 0.0, "config.temperature must be > 0"),
+    ("train.steps", 0, "config.train.steps must be an int >= 1"),
+    ("temperature", 0.0, "config.temperature must be a finite number > 0"),
 ])
 def test_bad_config_names_the_field(field, value, match):
   with pytest.raises(ValueError, match=match):

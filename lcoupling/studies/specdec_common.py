@@ -61,7 +61,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import pathlib
 import time
@@ -73,9 +72,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from lcoupling.studies import common
+from lcoupling.validation import (check_choice, check_int, check_int_tuple, check_nonempty_str,
+                                  need)
 
-__all__ = ["PROMPT_FORMATS", "add_common_fields", "validate_common", "need", "check_int",
-           "check_positive", "check_int_tuple", "load_target", "load_prompts", "load_drafter",
+__all__ = ["PROMPT_FORMATS", "add_common_fields", "validate_common", "load_target", "load_prompts", "load_drafter",
            "Prompts", "check_prompt_set", "prompt_texts", "sequence_key", "eos_id", "Batch", "generate_batch", "time_generation",
            "seed_stats", "specdec_point", "summarize_specdec", "SPEEDUP_REFERENCE",
            "printed_tables"]
@@ -123,36 +123,6 @@ def add_common_fields(c, *, quick: bool, timing: bool = True) -> None:
     c.timing_seeds = 1 if quick else 2
 
 
-def need(cond: bool, message: str) -> None:
-  """``ValueError(message)`` unless ``cond``."""
-  if not cond:
-    raise ValueError(message)
-
-
-def check_int(config, field: str, minimum: int) -> int:
-  v = config[field]
-  need(isinstance(v, int) and not isinstance(v, bool) and v >= minimum,
-       f"config.{field} must be an int >= {minimum}, got {v!r}")
-  return v
-
-
-def check_positive(value, field: str) -> float:
-  need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-       and value > 0, f"config.{field} must be a finite number > 0, got {value!r}")
-  return float(value)
-
-
-def check_int_tuple(config, field: str, minimum: int, *, allow_empty: bool) -> tuple[int, ...]:
-  v = config[field]
-  need(isinstance(v, (tuple, list)), f"config.{field} must be a tuple of ints, got {v!r}")
-  need(allow_empty or len(v) > 0, f"config.{field} must not be empty")
-  for x in v:
-    need(isinstance(x, int) and not isinstance(x, bool) and x >= minimum,
-         f"config.{field} must hold ints >= {minimum}, got {x!r}")
-  need(len(set(v)) == len(v), f"config.{field} has duplicates: {tuple(v)}")
-  return tuple(v)
-
-
 def check_prompt_set(config, field: str) -> None:
   """Checks that ``config[field]`` is ``'humaneval'`` or ``'jsonl:PATH'`` of an existing file.
 
@@ -195,20 +165,16 @@ def validate_common(config) -> None:
     drafters.parse_spec(config.drafter)
   except (TypeError, ValueError) as e:
     raise ValueError(f"config.drafter: {e}") from None
-  need(config.dtype in ("auto", "float32", "bfloat16"),
-       f"config.dtype must be 'auto', 'float32' or 'bfloat16', got {config.dtype!r}")
+  check_choice(config, "dtype", ("auto", "float32", "bfloat16"))
   check_prompt_set(config, "prompts")
-  need(config.prompt_format in PROMPT_FORMATS,
-       f"config.prompt_format must be one of {PROMPT_FORMATS}, got {config.prompt_format!r}")
-  need(isinstance(config.prompt_field, str) and config.prompt_field,
-       "config.prompt_field must be a non-empty str")
+  check_choice(config, "prompt_format", PROMPT_FORMATS)
+  check_nonempty_str(config, "prompt_field")
   check_int_tuple(config, "prompt_indices", 0, allow_empty=True)
   kind, _ = drafters.parse_spec(config.drafter)
   if kind in ("soft_bigram", "early_exit_linear"):
     check_prompt_set(config, "drafter_corpus")
     check_int_tuple(config, "drafter_corpus_indices", 0, allow_empty=True)
-  need(isinstance(config.drafter_cache_dir, str) and config.drafter_cache_dir,
-       "config.drafter_cache_dir must be a non-empty path")
+  check_nonempty_str(config, "drafter_cache_dir", "path")
   check_int(config, "top_k", 0)
   check_int(config, "num_seeds", 1)
   check_int(config, "max_new_tokens", 1)

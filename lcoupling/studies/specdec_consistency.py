@@ -43,6 +43,7 @@ from lcoupling import acceptance, plotting
 from lcoupling.specdec import PAD_ID
 from lcoupling.studies import common
 from lcoupling.studies import specdec_common as sc
+from lcoupling.validation import check_int, check_names, check_positive, need
 
 __all__ = ["SCHEMES", "METRICS", "validate", "run_point", "summarize", "plot", "rouge_scores",
            "markdown_table", "tables", "main"]
@@ -54,19 +55,15 @@ LABELS = acceptance.LABELS
 
 def validate(config) -> None:
   sc.validate_common(config)
-  schemes = tuple(config.schemes)
-  sc.need(len(schemes) > 0, "config.schemes must not be empty")
-  bad = [s for s in schemes if s not in SCHEMES]
-  sc.need(not bad, f"config.schemes: unknown {bad}; choose from {SCHEMES}")
-  sc.need(len(set(schemes)) == len(schemes), f"config.schemes has duplicates: {schemes}")
-  sc.check_int(config, "num_drafts", 1)
-  sc.check_int(config, "draft_length", 1)
-  sc.check_positive(config.temperature, "temperature")
+  check_names(config, "schemes", SCHEMES)
+  check_int(config, "num_drafts", 1)
+  check_int(config, "draft_length", 1)
+  check_positive(config.temperature, "temperature")
   temps = tuple(config.drafter_temperatures)
-  sc.need(len(temps) == 2, f"config.drafter_temperatures must hold two temperatures (first "
-          f"run, second run), got {temps!r}")
+  need(len(temps) == 2, f"config.drafter_temperatures must hold two temperatures (first "
+       f"run, second run), got {temps!r}")
   for t in temps:
-    sc.check_positive(t, "drafter_temperatures")
+    check_positive(t, "drafter_temperatures")
 
 
 def rouge_scores(a: str, b: str, scorer=None) -> dict:

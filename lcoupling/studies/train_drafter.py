@@ -57,6 +57,7 @@ from lcoupling import plotting, results as results_lib, specdec
 from lcoupling.lm import distill, drafters
 from lcoupling.studies import common
 from lcoupling.studies import specdec_common as sc
+from lcoupling.validation import check_int, check_positive, check_range, need
 
 __all__ = ["validate", "run_point", "summarize", "plot", "tables", "drafter_name", "main",
            "step_ms", "corpus"]
@@ -75,31 +76,19 @@ def validate(config) -> None:
   sc.check_prompt_set(config, "prompts")
   for field in ("num_new_tokens", "num_seeds", "draft_length", "window", "teacher_top",
                 "timing_steps", "max_new_tokens", "corpus_batch_size"):
-    if config[field] < 1:
-      raise ValueError(f"config.{field} must be >= 1, got {config[field]}")
-  if not config.temperature > 0:
-    raise ValueError(f"config.temperature must be > 0, got {config.temperature}")
-  if config.top_k < 0:
-    raise ValueError(f"config.top_k must be >= 0, got {config.top_k}")
-  for field in ("train_prompts", "heldout_prompts"):
-    lo, hi = config[field]
-    if not 0 <= lo < hi:
-      raise ValueError(f"config.{field} must be a range (lo, hi) with 0 <= lo < hi, got "
-                       f"{(lo, hi)}")
-  a, b = config.train_prompts, config.heldout_prompts
-  if a[0] < b[1] and b[0] < a[1]:
-    raise ValueError(f"config.train_prompts {tuple(a)} and config.heldout_prompts {tuple(b)} "
-                     "overlap: the held-out prompts must be unseen")
-  if not config.drafters:
-    raise ValueError("config.drafters must list at least one drafter")
+    check_int(config, field, 1)
+  check_positive(config.temperature, "temperature")
+  check_int(config, "top_k", 0)
+  a = check_range(config, "train_prompts", minimum=0)
+  b = check_range(config, "heldout_prompts", minimum=0)
+  need(not (a[0] < b[1] and b[0] < a[1]), f"config.train_prompts {a} and config.heldout_prompts "
+       f"{b} overlap: the held-out prompts must be unseen")
+  need(len(config.drafters) > 0, "config.drafters must list at least one drafter")
   for spec in config.drafters:
     _parse(spec)
-  t = config.train
   for field in ("steps", "batch_size", "save_every"):
-    if t[field] < 1:
-      raise ValueError(f"config.train.{field} must be >= 1, got {t[field]}")
-  if not t.learning_rate > 0:
-    raise ValueError(f"config.train.learning_rate must be > 0, got {t.learning_rate}")
+    check_int(config, f"train.{field}", 1)
+  check_positive(config.train.learning_rate, "train.learning_rate")
 
 
 def _parse(spec: str) -> dict:
