@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = ["need", "is_int", "is_number", "field_value", "check_int", "check_positive",
-           "check_number", "check_int_tuple", "check_choice", "check_names", "check_nonempty_str",
+           "check_int_tuple", "check_choice", "check_names", "check_nonempty_str",
            "check_range"]
 
 
@@ -71,15 +71,6 @@ def check_positive(value, field: str) -> float:
   need(is_number(value) and math.isfinite(value) and value > 0,
        f"config.{field} must be a finite number > 0, got {value!r}")
   return float(value)
-
-
-def check_number(config, field: str, *, minimum: float, strict: bool = False) -> float:
-  """``config.FIELD`` is a finite number ``>= minimum`` (``> minimum`` when ``strict``)."""
-  v = field_value(config, field)
-  ok = is_number(v) and math.isfinite(v) and (v > minimum if strict else v >= minimum)
-  need(ok, f"config.{field} must be a finite number {'>' if strict else '>='} {minimum}, "
-           f"got {v!r}")
-  return float(v)
 
 
 def check_range(config, field: str, *, minimum: float, strict: bool = False) -> tuple:

@@ -75,10 +75,10 @@ from lcoupling.studies import common
 from lcoupling.validation import (check_choice, check_int, check_int_tuple, check_nonempty_str,
                                   need)
 
-__all__ = ["PROMPT_FORMATS", "add_common_fields", "validate_common", "load_target", "load_prompts", "load_drafter",
-           "Prompts", "check_prompt_set", "prompt_texts", "sequence_key", "eos_id", "Batch", "generate_batch", "time_generation",
-           "seed_stats", "specdec_point", "summarize_specdec", "SPEEDUP_REFERENCE",
-           "printed_tables"]
+__all__ = ["PROMPT_FORMATS", "add_common_fields", "validate_common", "load_target", "load_prompts",
+           "load_drafter", "Prompts", "check_prompt_set", "prompt_texts", "sequence_key", "eos_id",
+           "generate_batch", "time_generation", "seed_stats", "specdec_point",
+           "summarize_specdec", "SPEEDUP_REFERENCE"]
 
 PROMPT_FORMATS = ("raw", "chat")
 #: The scheme whose token rate ``speedup_vs_sps`` divides by (same ``L``).
@@ -355,30 +355,12 @@ def sequence_key(key, seed: int, prompt_index: int):
 # --------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class Batch:
-  """Generations of every (seed, prompt), arrays ``[num_seeds, num_prompts, ...]``."""
-
-  tokens: np.ndarray  #: ``int32[S, P, T]`` (``PAD_ID`` after ``length``).
-  length: np.ndarray  #: ``int[S, P]``.
-  num_target_calls: np.ndarray  #: ``int[S, P]``.
-  accepted_lengths: np.ndarray  #: ``int[S, P, T]`` accepted drafts per block (``PAD_ID`` after).
-  position_reached: np.ndarray  #: ``int[S, P, L]``.
-  position_accepted: np.ndarray  #: ``int[S, P, L]``.
-
-  def block_efficiency(self) -> np.ndarray:
-    """``[S]``: per seed, the mean over prompts of tokens / target calls
-    (:func:`lcoupling.specdec.metrics.block_efficiency_per_seed`)."""
-    from lcoupling.specdec import metrics  # noqa: PLC0415
-
-    return metrics.block_efficiency_per_seed(self.length, self.num_target_calls)
-
-
 def generate_batch(key, config, target, drafter, prompts: Prompts, seeds: Sequence[int], *,
                    scheme: str, num_drafts: int, draft_length: int, temperature: float,
                    draft_temperatures=None, eos: int | None, progress: bool = False,
-                   desc: str = "") -> Batch:
-  """Every (seed, prompt) through :func:`lcoupling.specdec.metrics.batched_generate`.
+                   desc: str = ""):
+  """Every (seed, prompt) through :func:`lcoupling.specdec.metrics.batched_generate`: its
+  :class:`~lcoupling.specdec.Generation` (numpy arrays ``[num_seeds, num_prompts, ...]``).
 
   The prompts share one padded buffer (``prompt_length`` per row) and each
   chunk of ``config.batch_size`` sequences is one vmapped call of the same
@@ -415,12 +397,17 @@ def generate_batch(key, config, target, drafter, prompts: Prompts, seeds: Sequen
   gen = metrics.batched_generate(keys, target, buf, lens, batch_size=config.batch_size,
                                  draft_temperatures=temps, progress=advance, **kw)
   bar.close()
-  return Batch(tokens=gen.tokens, length=gen.length, num_target_calls=gen.num_target_calls,
-               accepted_lengths=gen.accepted_lengths, position_reached=gen.position_reached,
-               position_accepted=gen.position_accepted)
+  return gen
 
 
 _WARMED: set = set()
+
+
+def _signature(model) -> tuple:
+  """What a compiled decoder depends on of a model (or tuple of models, or ``None``): its pytree
+  structure and the shapes and dtypes of its leaves (hashable; no reference to the object)."""
+  leaves, treedef = jax.tree.flatten(model)
+  return treedef, tuple((np.shape(x), str(getattr(x, "dtype", type(x).__name__))) for x in leaves)
 
 
 def time_generation(key, config, target, drafter, prompts: Prompts, seeds: Sequence[int], *,
@@ -454,9 +441,11 @@ def time_generation(key, config, target, drafter, prompts: Prompts, seeds: Seque
                          "tokens", "blocks")}
   # one untimed warm-up decode per compiled configuration and process. The key holds
   # everything the decoder's compilation depends on (and more: the scheme itself, not its
-  # compiled walk), so a configuration is never timed before it was warmed up.
-  warm_key = (id(target), id(drafter), scheme, num_drafts, draft_length, config.max_new_tokens,
-              config.top_k, buf.shape[1])
+  # compiled walk) -- of the models their structure and shapes, not id() (which a new model
+  # can reuse after an old one is freed) -- so a configuration is never timed before it was
+  # warmed up.
+  warm_key = (_signature(target), _signature(drafter), scheme, num_drafts, draft_length,
+              config.max_new_tokens, config.top_k, buf.shape[1])
   first = warm_key not in _WARMED
   for seed in seeds:
     tot = dict(tokens=0, blocks=0, draft=0.0, target=0.0, verify=0.0, prefill=0.0)
@@ -503,6 +492,8 @@ def specdec_point(key, config, *, scheme: str, num_drafts: int, draft_length: in
   per-seed values (``*_per_seed``); :func:`summarize_specdec` turns them into
   mean +- SEM.
   """
+  from lcoupling.specdec import metrics  # noqa: PLC0415
+
   loaded = load_target(config)
   drafter = None if scheme == "autoregressive" else load_drafter(config, loaded)
   prompts = load_prompts(config, loaded.tokenizer)
@@ -521,7 +512,8 @@ def specdec_point(key, config, *, scheme: str, num_drafts: int, draft_length: in
   else:
     batch = generate_batch(key, config, loaded.model, drafter, prompts, seeds,
                            progress=progress, desc=f"{scheme} K={num_drafts}", **kw)
-    rec["block_efficiency_per_seed"] = batch.block_efficiency().tolist()
+    rec["block_efficiency_per_seed"] = metrics.block_efficiency_per_seed(
+        batch.length, batch.num_target_calls).tolist()
     reached = batch.position_reached.sum(axis=(0, 1))
     acc = batch.position_accepted.sum(axis=(0, 1))
     rec["position_acceptance"] = [float(a / r) if r else None for a, r in zip(acc, reached)]
@@ -568,20 +560,6 @@ def summarize_specdec(point_records, *, reference_key) -> list[dict]:
     r["speedup_vs_sps"], r["speedup_vs_sps_sem"] = seed_stats(ratio)
     out.append(r)
   return out
-
-
-def printed_tables(results, args, note, body) -> str:
-  """What a study's printer prints: ``note(config, first_record)``, a blank line, ``body(results)``.
-
-  ``args`` are the printer's extra command-line arguments (none allowed);
-  ``"no records yet"`` before the first point is done.
-  """
-  if args:
-    raise ValueError(f"unexpected arguments {list(args)}: the printer takes only the results")
-  recs = common.records(results)
-  if not recs:
-    return "no records yet"
-  return note(results["meta"]["config"], recs[0]) + "\n\n" + body(results)
 
 
 #: The paper's drafter/target family, offline (``make lm-qwen``): Qwen2.5-Coder-0.5B-Instruct

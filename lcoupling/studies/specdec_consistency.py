@@ -40,7 +40,7 @@ import sys
 import numpy as np
 
 from lcoupling import acceptance, plotting
-from lcoupling.specdec import PAD_ID
+from lcoupling.specdec import PAD_ID, metrics
 from lcoupling.studies import common
 from lcoupling.studies import specdec_common as sc
 from lcoupling.validation import check_int, check_names, check_positive, need
@@ -131,7 +131,8 @@ def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
          "num_prompts": len(prompts.indices), "num_seeds": len(seeds),
          "num_pairs": int(per["exact_match"].size),
          "num_identical": int(per["exact_match"].sum()),
-         "block_efficiency_per_run": [float(r.block_efficiency().mean()) for r in runs],
+         "block_efficiency_per_run": [float(metrics.block_efficiency_per_seed(
+             r.length, r.num_target_calls).mean()) for r in runs],
          "examples": examples}
   for m in METRICS:
     rec[m + "_per_seed"] = per[m].mean(axis=1).tolist()
@@ -204,7 +205,7 @@ def _note(cfg, r0) -> str:
 
 def tables(results, *args) -> str:
   """Prints the consistency table (no extra arguments)."""
-  return sc.printed_tables(results, args, _note, markdown_table)
+  return common.printed_tables(results, args, _note, markdown_table)
 
 
 def main(argv=None) -> int:

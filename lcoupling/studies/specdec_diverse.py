@@ -235,7 +235,7 @@ def _body(results) -> str:
 
 def tables(results, *args) -> str:
   """Prints the BE / speed-up table per temperature pair and the order-gap table."""
-  return sc.printed_tables(results, args, _note, _body)
+  return common.printed_tables(results, args, _note, _body)
 
 
 def main(argv=None) -> int:

@@ -192,7 +192,7 @@ def _note(cfg, r0) -> str:
 
 def tables(results, *args) -> str:
   """Prints the block-efficiency / token-rate table (no extra arguments)."""
-  return sc.printed_tables(results, args, _note, markdown_table)
+  return common.printed_tables(results, args, _note, markdown_table)
 
 
 def main(argv=None) -> int:

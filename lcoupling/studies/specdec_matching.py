@@ -552,7 +552,7 @@ def _note(cfg, r0) -> str:
 
 def tables(results, *args) -> str:
   """Prints the matching table (mean over positions, then over seeds)."""
-  return sc.printed_tables(results, args, _note, _body)
+  return common.printed_tables(results, args, _note, _body)
 
 
 def main(argv=None) -> int:

@@ -32,7 +32,7 @@ Each point
    tokens over all target calls, the estimator used before) next to the i.i.d.
    estimate :math:`(1 - \alpha^{L+1}) / (1 - \alpha)`; and the cost of a drafter
    step relative to a target step (batch 1, medians of interleaved timed decode steps,
-   :func:`step_ms`).
+   :func:`lcoupling.specdec.metrics.step_ms`).
 
 Records: ``drafter`` (the name), ``spec``, ``layers``, ``adapter``, ``alpha``,
 ``alpha_full``, ``block_efficiency`` (+ ``_sem``), ``pooled_block_efficiency``,
@@ -45,13 +45,11 @@ from __future__ import annotations
 
 import json
 import pathlib
-import statistics
 import time
 import zlib
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lcoupling import plotting, results as results_lib, specdec
 from lcoupling.lm import distill, drafters
@@ -60,7 +58,7 @@ from lcoupling.studies import specdec_common as sc
 from lcoupling.validation import check_int, check_positive, check_range, need
 
 __all__ = ["validate", "run_point", "summarize", "plot", "tables", "drafter_name", "main",
-           "step_ms", "corpus"]
+           "corpus"]
 
 _CORPUS, _SPS, _TRAIN = 0, 1, 2  # key streams
 
@@ -168,34 +166,6 @@ def _build(key, llm, point, train_seqs, config, directory: pathlib.Path, progres
   return drafter
 
 
-def step_ms(models: dict, *, steps: int, batch: int = 1, length: int = 256) -> dict[str, float]:
-  """Median wall-clock ms of a one-token cached decode step of each model (compiled first).
-
-  The models' steps are interleaved (one step of each, ``steps`` rounds), so
-  that on a shared machine every model is timed under the same load and their
-  ratios mean something (``benchmarks/drafters.py`` uses it for the saved drafters).
-
-  Args:
-    models: name -> model with the decoder interface (``init_cache``, ``__call__``).
-    steps: timed rounds.
-    batch: rows per step.
-    length: cache length; the step writes position ``length // 2``.
-  """
-  step = jax.jit(lambda m, c, t, p: m(t, c, p))
-  tokens = jnp.ones((batch, 1), jnp.int32)
-  pos = jnp.full((batch,), length // 2, jnp.int32)
-  caches = {name: m.init_cache(batch, length) for name, m in models.items()}
-  for name, m in models.items():
-    jax.block_until_ready(step(m, caches[name], tokens, pos))
-  times = {name: [] for name in models}
-  for _ in range(steps):
-    for name, m in models.items():
-      t0 = time.perf_counter()
-      jax.block_until_ready(step(m, caches[name], tokens, pos))
-      times[name].append(time.perf_counter() - t0)
-  return {name: 1e3 * statistics.median(t) for name, t in times.items()}
-
-
 def _sps_block_efficiency(key, llm, drafter, heldout, config, done=lambda: None):
   """Block efficiency of single-draft speculative sampling per seed (held-out prompts):
   ``(paper, pooled)`` lists, the mean over prompts of tokens / target calls
@@ -206,26 +176,23 @@ def _sps_block_efficiency(key, llm, drafter, heldout, config, done=lambda: None)
   """
   prompts = [e["tokens"][:e["prompt_length"]] for e in heldout]
   buf, lengths = distill.pad_prompts(prompts, multiple=64)
+  index = jnp.asarray([e["index"] for e in heldout], jnp.uint32)
 
-  @jax.jit
-  def run(keys, buf, lengths):
-    return jax.vmap(lambda k, b, n: specdec.generate(
-        k, llm.model, b, prompt_length=n, scheme="sps", drafter=drafter, num_drafts=1,
-        draft_length=config.draft_length, max_new_tokens=config.max_new_tokens,
-        temperature=config.temperature, top_k=config.top_k, eos_id=llm.tokenizer.eos_id))(
-            keys, buf, lengths)
-
-  per_seed, pooled = [], []
-  for seed in range(config.num_seeds):
+  def seed_keys(seed):  # prompt i of seed s: fold_in(fold_in(fold_in(key, SPS), s), i)
     k = jax.random.fold_in(jax.random.fold_in(key, _SPS), seed)
-    keys = jax.vmap(lambda e: jax.random.fold_in(k, e))(
-        jnp.asarray([e["index"] for e in heldout], jnp.uint32))
-    gen = run(keys, jnp.asarray(buf), jnp.asarray(lengths))
-    per_seed.append(float(specdec.metrics.block_efficiency_per_seed(gen.length[None],
-                                                                    gen.num_target_calls[None])[0]))
-    pooled.append(specdec.metrics.pooled_block_efficiency(gen))
-    done()
-  return per_seed, pooled
+    return jax.vmap(lambda i: jax.random.fold_in(k, i))(index)
+
+  keys = jnp.stack([seed_keys(s) for s in range(config.num_seeds)])
+  # one chunk per seed (batch_size = the number of prompts): done() after each seed
+  gen = specdec.metrics.batched_generate(
+      keys, llm.model, buf, lengths, batch_size=len(heldout), progress=lambda _: done(),
+      scheme="sps", drafter=drafter, num_drafts=1, draft_length=config.draft_length,
+      max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_k=config.top_k,
+      eos_id=llm.tokenizer.eos_id)
+  per_seed = specdec.metrics.block_efficiency_per_seed(gen.length, gen.num_target_calls)
+  pooled = [specdec.metrics.pooled_block_efficiency(jax.tree.map(lambda a, s=s: a[s], gen))
+            for s in range(config.num_seeds)]
+  return [float(b) for b in per_seed], pooled
 
 
 def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
@@ -259,7 +226,7 @@ def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
     be, be_pooled = _sps_block_efficiency(key, llm, drafter, heldout, config, bar.update)
     be_mean, be_sem = common.mean_sem(be)
     bar.update()
-    ms = step_ms({"draft": drafter, "target": llm.model}, steps=config.timing_steps)
+    ms = specdec.metrics.step_ms({"draft": drafter, "target": llm.model}, steps=config.timing_steps)
     draft_ms, target_ms = ms["draft"], ms["target"]
     bar.update()
   length = config.draft_length
