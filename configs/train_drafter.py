@@ -55,9 +55,10 @@ def get_config(arg=None):
   c.corpus_batch_size = 8
   c.temperature = 1.0
   c.top_k = 50
-  # drafters: "soft_bigram", "linear:M", "block:M" (M = target blocks run by the drafter)
-  c.drafters = ("soft_bigram", "linear:2", "linear:4", "linear:8", "linear:12", "block:2",
-                "block:4")
+  # drafter specs (lcoupling.lm.drafters.parse_spec): "soft_bigram", "early_exit_linear:M",
+  # "early_exit_block:M" (M = target blocks run by the drafter)
+  c.drafters = ("soft_bigram", "early_exit_linear:2", "early_exit_linear:4", "early_exit_linear:8",
+                "early_exit_linear:12", "early_exit_block:2", "early_exit_block:4")
   c.window = 256
   c.teacher_top = 64
   c.ridge = 10.0
@@ -71,7 +72,7 @@ def get_config(arg=None):
   if arg == "quick":
     c.name = "train_drafter_quick"
     c.num_new_tokens = 64
-    c.drafters = ("soft_bigram", "linear:4", "block:4")
+    c.drafters = ("soft_bigram", "early_exit_linear:4", "early_exit_block:4")
     c.train.steps = 300
     c.num_seeds = 2
     c.max_new_tokens = 32

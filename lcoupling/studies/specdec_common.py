@@ -21,7 +21,7 @@ The studies (:mod:`~lcoupling.studies.specdec_iid`,
 ``drafter``, ``drafter_corpus``, ``drafter_corpus_indices``, ``drafter_cache_dir``
     a drafter spec of :func:`lcoupling.lm.distill.load_drafter`
     (``"early_exit_linear:M"``, ``"soft_bigram"``, ``"dir:DIR"``,
-    ``"model:SPEC"``). The first two are built from the target on a corpus: the
+    ``"model:SPEC"``; :func:`lcoupling.lm.drafters.parse_spec`). The first two are built from the target on a corpus: the
     prompts ``drafter_corpus_indices`` of the prompt set ``drafter_corpus``,
     tokenized in the study's ``prompt_format`` and teacher-forced (by default
     HumanEval 0..109, so HumanEval 110..163 are held out). They are cached
@@ -171,7 +171,10 @@ def validate_common(config) -> None:
   check_nonempty_str(config, "prompt_field")
   check_int_tuple(config, "prompt_indices", 0, allow_empty=True)
   kind, _ = drafters.parse_spec(config.drafter)
-  if kind in ("soft_bigram", "early_exit_linear"):
+  need(kind not in drafters.EARLY_EXIT or kind in drafters.TRAINING_FREE,
+       f"config.drafter: {config.drafter!r} is trained by configs/train_drafter.py; load the "
+       "result as 'dir:DIR'")
+  if kind in drafters.TRAINING_FREE:
     check_prompt_set(config, "drafter_corpus")
     check_int_tuple(config, "drafter_corpus_indices", 0, allow_empty=True)
   check_nonempty_str(config, "drafter_cache_dir", "path")
@@ -307,7 +310,7 @@ def load_drafter(config, loaded):
 
   kind, _ = drafters.parse_spec(config.drafter)
   corpus, cache_dir = None, None
-  if kind in ("soft_bigram", "early_exit_linear"):
+  if kind in drafters.TRAINING_FREE:
     corpus_prompts = load_prompts(config, loaded.tokenizer, spec_field="drafter_corpus",
                                   indices_field="drafter_corpus_indices")
     corpus = [list(t) for t in corpus_prompts.tokens]

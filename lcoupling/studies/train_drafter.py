@@ -7,6 +7,11 @@ Sweep points are drafters (``configs/train_drafter.py``)::
     {"drafter": "soft_bigram"}
     {"drafter": "early_exit", "layers": m, "adapter": "linear" | "block"}
 
+named in ``config.drafters`` by their drafter specs (``"soft_bigram"``,
+``"early_exit_linear:M"``, ``"early_exit_block:M"``;
+:func:`lcoupling.lm.drafters.parse_spec`; the old ``"linear:M"`` / ``"block:M"`` are
+still read, with a deprecation warning).
+
 Each point
 
 1. gets the **corpus** (shared by all points, cached in ``WORKDIR/corpus.json``):
@@ -90,14 +95,19 @@ def validate(config) -> None:
 
 
 def _parse(spec: str) -> dict:
-  """``"soft_bigram"`` | ``"linear:M"`` | ``"block:M"`` -> a sweep point."""
-  if spec == "soft_bigram":
+  """A drafter spec of :func:`lcoupling.lm.drafters.parse_spec` (``"soft_bigram"``,
+  ``"early_exit_linear:M"``, ``"early_exit_block:M"``) -> a sweep point."""
+  try:
+    kind, m = drafters.parse_spec(spec)
+  except (TypeError, ValueError):
+    kind, m = None, None
+  if kind == "soft_bigram":
     return {"drafter": "soft_bigram"}
-  kind, _, m = str(spec).partition(":")
-  if kind in drafters.ADAPTERS and m.isdigit() and int(m) >= 1:
-    return {"drafter": "early_exit", "layers": int(m), "adapter": kind}
-  raise ValueError(f"config.drafters: unknown drafter {spec!r}; use 'soft_bigram', 'linear:M' "
-                   "or 'block:M' (M = target blocks the drafter runs)")
+  if kind in drafters.EARLY_EXIT:
+    return {"drafter": "early_exit", "layers": m, "adapter": kind[len("early_exit_"):]}
+  raise ValueError(f"config.drafters: unknown drafter {spec!r}; use 'soft_bigram', "
+                   "'early_exit_linear:M' or 'early_exit_block:M' (M = target blocks the drafter "
+                   "runs)")
 
 
 def sweep(config) -> list[dict]:
