@@ -11,10 +11,11 @@ continuations of HumanEval prompts 0-109; held out: prompts 110-163.
 Each drafter is saved under ``WORKDIR/drafters/NAME`` and used by the
 speculative-decoding studies as ``--config.drafter=dir:WORKDIR/drafters/NAME``.
 
-Commands (expected wall time on the 2-core CPU):
+Commands (CPU jobs: under an hour for ``:quick``, hours for the full sweep;
+measured times: README, "Run times"):
 
-  python -m experiments.run --config configs/train_drafter.py:quick --workdir runs/train_drafter_quick  # ~45 min
-  python -m experiments.run --config configs/train_drafter.py --workdir runs/train_drafter              # ~3-4 h
+  python -m experiments.run --config configs/train_drafter.py:quick --workdir runs/train_drafter_quick
+  python -m experiments.run --config configs/train_drafter.py --workdir runs/train_drafter
   python -m lcoupling.studies.train_drafter runs/train_drafter                                          # the table
 
 Reproduces no paper table: the paper's drafters are public checkpoints (e.g.
