@@ -99,7 +99,8 @@ def check_int_tuple(config, field: str, minimum: int, *, allow_empty: bool) -> t
 
 
 def check_choice(config, field: str, choices: Sequence, *, what: str = "") -> object:
-  """``config.FIELD`` is one of ``choices`` (``what``: an optional note, e.g. ``" for cifar10"``)."""
+  """``config.FIELD`` is one of ``choices`` (``what``: an optional note, e.g.
+  ``" for cifar10"``)."""
   v = field_value(config, field)
   need(v in tuple(choices), f"config.{field} must be one of {tuple(choices)}{what}, got {v!r}")
   return v

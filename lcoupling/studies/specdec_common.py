@@ -21,10 +21,11 @@ The studies (:mod:`~lcoupling.studies.specdec_iid`,
 ``drafter``, ``drafter_corpus``, ``drafter_corpus_indices``, ``drafter_cache_dir``
     a drafter spec of :func:`lcoupling.lm.distill.load_drafter`
     (``"early_exit_linear:M"``, ``"soft_bigram"``, ``"dir:DIR"``,
-    ``"model:SPEC"``; :func:`lcoupling.lm.drafters.parse_spec`). The first two are built from the target on a corpus: the
-    prompts ``drafter_corpus_indices`` of the prompt set ``drafter_corpus``,
-    tokenized in the study's ``prompt_format`` and teacher-forced (by default
-    HumanEval 0..109, so HumanEval 110..163 are held out). They are cached
+    ``"model:SPEC"``; :func:`lcoupling.lm.drafters.parse_spec`). The first
+    two are built from the target on a corpus: the prompts
+    ``drafter_corpus_indices`` of the prompt set ``drafter_corpus``, tokenized
+    in the study's ``prompt_format`` and teacher-forced (by default HumanEval
+    0..109, so HumanEval 110..163 are held out). They are cached
     under ``drafter_cache_dir/<digest of target, dtype and corpus>/``; the
     configs default to ``"{workdir}/../drafters"``, i.e. one cache shared by
     every run whose work directory sits in the same folder (``runs/``).
