@@ -13,7 +13,7 @@ directories ``configs/train_drafter.py`` writes; any drafter spec can be added
 with ``--extra``: ``dir:DIR`` or ``model:SPEC``, the specs that need no
 corpus) and times one cached decode step of each,
 interleaved (one step of every model per round, median over ``--steps``
-rounds; :func:`lcoupling.studies.train_drafter.step_ms`), so that the ratios
+rounds; :func:`lcoupling.specdec.metrics.step_ms`), so that the ratios
 are taken under the same load. Prints a Markdown table: ms per step and the
 ratio to the target's step.
 """
@@ -30,7 +30,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from lcoupling import lm  # noqa: E402
 from lcoupling.lm import distill  # noqa: E402
-from lcoupling.studies import train_drafter  # noqa: E402
+from lcoupling.specdec import metrics  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
   print(f"jax {jax.__version__} {jax.default_backend()}; target {args.target}; batch "
         f"{args.batch}; cache {args.length}, step at position {args.length // 2}; median of "
         f"{args.steps} interleaved rounds")
-  ms = train_drafter.step_ms(models, steps=args.steps, batch=args.batch, length=args.length)
+  ms = metrics.step_ms(models, steps=args.steps, batch=args.batch, length=args.length)
   print("\n| model | ms per decode step | step / target step |\n|---|---|---|")
   for name, t in ms.items():
     print(f"| {name} | {t:.2f} | {t / ms['target']:.3f} |")

@@ -11,10 +11,11 @@ mean +- SEM. Outputs the distortion (mean of 10 log10 (A - Â)², the paper's
 metric, and 10 log10 MSE), matching probabilities with and without side
 information, and the error-probability bound.
 
-Commands (2-core CPU; see benchmarks/gaussian.py for the throughput):
+Commands (CPU jobs: minutes for ``:quick``, under an hour for the full protocol;
+measured times: README, "Run times"; benchmarks/gaussian.py measures the throughput):
 
-  python -m experiments.run --config configs/gaussian.py:quick --workdir runs/gaussian_quick  # ~1-2 min (30k trials)
-  python -m experiments.run --config configs/gaussian.py --workdir runs/gaussian              # 50 min measured (3026 s)
+  python -m experiments.run --config configs/gaussian.py:quick --workdir runs/gaussian_quick  # 30k trials
+  python -m experiments.run --config configs/gaussian.py --workdir runs/gaussian
   python -m lcoupling.studies.gaussian runs/gaussian        # the markdown table
 
 Figures: ``figures/gaussian_matching.{png,pdf}`` (matching probability vs rate:

@@ -33,15 +33,14 @@ Variants (``configs/mnist.py:VARIANT``):
 
 Commands:
 
-  python -m experiments.run --config configs/mnist.py:quick --workdir runs/mnist_quick   # 2-core CPU: ~2 min idle
+  python -m experiments.run --config configs/mnist.py:quick --workdir runs/mnist_quick   # minutes on a CPU
   python -m experiments.run --config configs/mnist.py:gpu --workdir runs/mnist           # paper protocol, a GPU job
   scripts/gpu_full.sh runs/gpu                  # MNIST + Gaussian full protocols + make bench, timed
   python -m lcoupling.studies.mnist runs/mnist_quick     # the markdown tables
   python -m experiments.mnist_codec --config mnist:quick --workdir runs/mnist_quick --out_dir runs/mnist_codec_demo
 
-On the 2-core CPU a paper-width training step takes 0.25 s (five 30-epoch
-trainings: about 10 h) and the evaluation runs 3.5 images x repeats per second
-(about 20 h), so the paper protocol is a GPU job (``:gpu``; add
+On a CPU the paper-width training and the evaluation each take many hours
+(measured times: README, "Run times"), so the paper protocol is a GPU job (``:gpu``; add
 ``--config.train.compute_dtype=bfloat16`` to train in bfloat16).
 Training is resumable (orbax checkpoints every epoch under
 ``config.checkpoint_dir``, by default ``WORKDIR/checkpoints``), and so is the

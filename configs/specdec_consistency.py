@@ -10,15 +10,15 @@ and strong GLS (identical outputs by construction, up to float32 race flips, whi
 counted). Target SmolLM2-135M-Instruct, drafter ``early_exit_linear:4`` (shared cache
 ``runs/drafters``).
 
-Commands (2-core CPU):
+Commands (``:quick``: minutes on a CPU; the full protocol: hours, an accelerator
+job; measured times: README, "Run times"):
 
   python -m experiments.run --config configs/specdec_consistency.py:quick --workdir runs/specdec_consistency_quick
   python -m experiments.run --config configs/specdec_consistency.py --workdir runs/specdec_consistency
   python -m lcoupling.studies.specdec_consistency runs/specdec_consistency_quick   # the table
 
-``:quick``: 6 prompts x 2 seeds, 24 new tokens -- 1.5 min on the idle CPU (97 s
-measured). The
-full protocol (164 prompts x 5 seeds, 128 new tokens) extrapolates to about 8 h here.
+``:quick``: 6 prompts x 2 seeds, 24 new tokens. The full protocol: 164 prompts x
+5 seeds, 128 new tokens.
 ``schemes`` is a sweep field.
 
 Figures: ``figures/specdec_consistency.{png,pdf}`` (ROUGE and exact match per scheme).

@@ -11,16 +11,17 @@ draft at temperature 1.0 is the speed-up reference. Target SmolLM2-135M-Instruct
 drafter ``early_exit_linear:4`` (shared cache ``runs/drafters``, see
 configs/specdec_iid.py).
 
-Commands (2-core CPU):
+Commands (``:quick``: minutes on a CPU; the full protocol: an accelerator job;
+measured times: README, "Run times"):
 
   python -m experiments.run --config configs/specdec_diverse.py:quick --workdir runs/specdec_diverse_quick
   python -m experiments.run --config configs/specdec_diverse.py --workdir runs/specdec_diverse
   python -m lcoupling.studies.specdec_diverse runs/specdec_diverse_quick   # the tables
 
 ``:quick``: 6 prompts x 2 seeds, 24 new tokens, one swapped pair (1.0, 2.0) /
-(2.0, 1.0), GLS and SpecInfer; token rate on 1 prompt x 1 seed -- 2 min on the idle
-CPU (111 s measured). The full protocol (164 prompts x 5 seeds, 128
-new tokens, 7 pairs x 3 schemes) extrapolates to about 25 h on this CPU: a GPU job.
+(2.0, 1.0), GLS and SpecInfer; token rate on 1 prompt x 1 seed. The full protocol
+(164 prompts x 5 seeds, 128 new tokens, 7 pairs x 3 schemes) is a day on a CPU: a
+GPU job.
 ``temperature_pairs`` and ``schemes`` are sweep fields.
 
 Figures: ``figures/specdec_diverse.{png,pdf}`` (BE and speed-up per temperature pair).

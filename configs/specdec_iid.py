@@ -11,17 +11,17 @@ decoding. Target SmolLM2-135M-Instruct (``make lm``); drafter
 head, built in about a minute from HumanEval prompts 0..109 and cached in
 ``runs/drafters``; the quick run decodes 6 held-out prompts of 110..163).
 
-Commands (2-core CPU):
+Commands (``:quick``: minutes on a CPU; the full protocol: an accelerator job;
+measured times: README, "Run times"):
 
   python -m experiments.run --config configs/specdec_iid.py:quick --workdir runs/specdec_iid_quick
   python -m experiments.run --config configs/specdec_iid.py --workdir runs/specdec_iid
   python -m lcoupling.studies.specdec_iid runs/specdec_iid_quick      # the table
 
 ``:quick``: 6 prompts x 2 seeds, 24 new tokens, K in {2, 4}; token rate on 1
-prompt x 1 seed -- 5 min on the idle CPU (310 s measured, including the one-off
-drafter build). The full protocol (164 prompts x 5 seeds, 128 new tokens,
-K in {2, 4, 6, 8}, token rate on 6 prompts x 2 seeds) extrapolates to about
-30 h on this CPU: a GPU job (same command; bfloat16 there).
+prompt x 1 seed (the first run also builds the drafter, once). The full protocol
+(164 prompts x 5 seeds, 128 new tokens, K in {2, 4, 6, 8}, token rate on 6
+prompts x 2 seeds) is a day on a CPU: a GPU job (same command; bfloat16 there).
 Adding K values to a finished run computes only the new points
 (``num_drafts`` and ``schemes`` are sweep fields).
 

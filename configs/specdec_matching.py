@@ -10,17 +10,16 @@ GLS acceptance (quadrature), the list matching lemma, and SpecInfer's and SpecTr
 token-level acceptance (Monte Carlo; SpecTr also in closed form). Target
 SmolLM2-135M-Instruct, drafter ``early_exit_linear:4`` (shared cache ``runs/drafters``).
 
-Commands (2-core CPU):
+Commands (``:quick``: minutes on a CPU; the full protocol: hours, mostly Monte
+Carlo; measured times: README, "Run times"):
 
   python -m experiments.run --config configs/specdec_matching.py:quick --workdir runs/specdec_matching_quick
   python -m experiments.run --config configs/specdec_matching.py --workdir runs/specdec_matching
   python -m lcoupling.studies.specdec_matching runs/specdec_matching_quick   # the table
 
 ``:quick``: 6 prompts x 2 seeds, 24-token continuations (288 positions), K in
-{2, 4, 8}, 1000 Monte-Carlo samples per position -- 1 min on the idle CPU (51 s
-measured). The
-full protocol (164 prompts x 5 seeds, 128-token continuations: ~100 000 positions,
-2000 samples each) extrapolates to about 6 h on this CPU (most of it Monte Carlo).
+{2, 4, 8}, 1000 Monte-Carlo samples per position. The full protocol (164 prompts x
+5 seeds, 128-token continuations: ~100 000 positions, 2000 samples each).
 ``:diverse_quick`` / ``:diverse``: the same sizes, target temperature 2.0 and K = 2
 draft rows with the diverse study's seven drafter-temperature pairs
 (``draft_temperature_pairs``): GLS exact / measured / LML against SpecInfer in both

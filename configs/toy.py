@@ -9,12 +9,13 @@ drafts; Monte-Carlo acceptance of GLS, SpecInfer and SpecTr against the optimum
 coupling-vs-d_TV figure of Daliri, Musco & Suresh (arXiv:2408.07978) for the
 Gumbel and weighted-MinHash couplings.
 
-Commands (expected wall time on the 2-core CPU; ``lcoupling-run`` is the
-installed form of ``python -m experiments.run``, and ``toy`` names this file
-from any directory):
+Commands (``lcoupling-run`` is the installed form of ``python -m
+experiments.run``, and ``toy`` names this file from any directory; both
+variants are CPU jobs, seconds for ``:quick`` and minutes for the full sweep;
+measured times: README, "Run times"):
 
-  lcoupling-run --config toy:quick --workdir runs/toy_quick   # < 1 min
-  lcoupling-run --config toy --workdir runs/toy               # ~ 14 min
+  lcoupling-run --config toy:quick --workdir runs/toy_quick
+  lcoupling-run --config toy --workdir runs/toy
   python -m lcoupling.studies.toy runs/toy_quick              # the tables
 
 Adding list sizes to a finished run computes only the new ones

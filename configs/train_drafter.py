@@ -11,10 +11,11 @@ continuations of HumanEval prompts 0-109; held out: prompts 110-163.
 Each drafter is saved under ``WORKDIR/drafters/NAME`` and used by the
 speculative-decoding studies as ``--config.drafter=dir:WORKDIR/drafters/NAME``.
 
-Commands (expected wall time on the 2-core CPU):
+Commands (CPU jobs: under an hour for ``:quick``, hours for the full sweep;
+measured times: README, "Run times"):
 
-  python -m experiments.run --config configs/train_drafter.py:quick --workdir runs/train_drafter_quick  # ~45 min
-  python -m experiments.run --config configs/train_drafter.py --workdir runs/train_drafter              # ~3-4 h
+  python -m experiments.run --config configs/train_drafter.py:quick --workdir runs/train_drafter_quick
+  python -m experiments.run --config configs/train_drafter.py --workdir runs/train_drafter
   python -m lcoupling.studies.train_drafter runs/train_drafter                                          # the table
 
 Reproduces no paper table: the paper's drafters are public checkpoints (e.g.
@@ -55,9 +56,10 @@ def get_config(arg=None):
   c.corpus_batch_size = 8
   c.temperature = 1.0
   c.top_k = 50
-  # drafters: "soft_bigram", "linear:M", "block:M" (M = target blocks run by the drafter)
-  c.drafters = ("soft_bigram", "linear:2", "linear:4", "linear:8", "linear:12", "block:2",
-                "block:4")
+  # drafter specs (lcoupling.lm.drafters.parse_spec): "soft_bigram", "early_exit_linear:M",
+  # "early_exit_block:M" (M = target blocks run by the drafter)
+  c.drafters = ("soft_bigram", "early_exit_linear:2", "early_exit_linear:4", "early_exit_linear:8",
+                "early_exit_linear:12", "early_exit_block:2", "early_exit_block:4")
   c.window = 256
   c.teacher_top = 64
   c.ridge = 10.0
@@ -71,7 +73,7 @@ def get_config(arg=None):
   if arg == "quick":
     c.name = "train_drafter_quick"
     c.num_new_tokens = 64
-    c.drafters = ("soft_bigram", "linear:4", "block:4")
+    c.drafters = ("soft_bigram", "early_exit_linear:4", "early_exit_block:4")
     c.train.steps = 300
     c.num_seeds = 2
     c.max_new_tokens = 32

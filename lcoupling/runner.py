@@ -64,6 +64,7 @@ from tqdm.auto import tqdm
 
 from lcoupling import results as results_lib
 from lcoupling import studies
+from lcoupling.validation import check_choice, check_int, need
 
 __all__ = [
     "REQUIRED_FIELDS",
@@ -324,14 +325,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     value = config[field]
     if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
       raise ValueError(f"config.{field} must be {typ.__name__}, got {value!r}")
-  if not config.name:
-    raise ValueError("config.name must not be empty")
-  if config.seed < 0 or config.seed >= 2**32:
-    raise ValueError(f"config.seed must be in [0, 2**32), got {config.seed}")
-  if config.prng_impl not in _PRNG_IMPLS:
-    raise ValueError(f"config.prng_impl must be one of {_PRNG_IMPLS}, got {config.prng_impl!r}")
-  if config.chunk_size < 1:
-    raise ValueError(f"config.chunk_size must be >= 1, got {config.chunk_size}")
+  need(bool(config.name), "config.name must not be empty")
+  need(0 <= config.seed < 2**32, f"config.seed must be in [0, 2**32), got {config.seed}")
+  check_choice(config, "prng_impl", _PRNG_IMPLS)
+  check_int(config, "chunk_size", 1)
   studies.get(config.study).validate(config)
 
 

@@ -18,7 +18,7 @@ MODULES = ["lcoupling.cli", "lcoupling.core", "lcoupling.acceptance", "lcoupling
            "lcoupling.lm.tokenizer", "lcoupling.lm.gguf_io", "lcoupling.lm.loading",
            "lcoupling.lm.generate", "lcoupling.lm.prompts", "lcoupling.lm.assets",
            "lcoupling.lm.drafters", "lcoupling.lm.distill", "lcoupling.lm.weight_cache",
-           "lcoupling.specdec.engine", "lcoupling.specdec.metrics"]
+           "lcoupling.specdec.engine", "lcoupling.specdec.metrics", "lcoupling.validation"]
 
 
 @pytest.mark.parametrize("name", MODULES)

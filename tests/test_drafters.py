@@ -79,6 +79,26 @@ def test_early_exit_bad_arguments(target):
     drafters.parse_spec("bigram")
 
 
+def test_drafter_spec_grammar_and_old_spellings():
+  """One grammar (``early_exit_ADAPTER:M``); ``linear:M`` / ``block:M`` still read, with a
+  deprecation warning naming the new spelling."""
+  assert drafters.parse_spec("early_exit_block:2") == ("early_exit_block", 2)
+  assert drafters.parse_spec("dir:/x") == ("dir", "/x")
+  for old, new in (("linear:4", "early_exit_linear:4"), ("block:2", "early_exit_block:2")):
+    with pytest.warns(FutureWarning, match=f"'{old}' is deprecated: write '{new}'"):
+      assert drafters.parse_spec(old) == drafters.parse_spec(new)
+    assert drafters.canonical_spec(old) == new
+  for bad in ("block:0", "early_exit_linear:0", "early_exit_mlp:2", "early_exit_linear:x"):
+    with pytest.raises(ValueError, match="unknown drafter spec"):
+      drafters.parse_spec(bad)
+
+
+def test_load_drafter_refuses_a_trained_kind(target):
+  with pytest.raises(ValueError, match="trained by distillation: build it with "
+                                       "configs/train_drafter.py"):
+    distill.load_drafter("early_exit_block:1", target, corpus=_corpus())
+
+
 def test_soft_bigram_is_the_mean_target_distribution(target):
   corpus = _corpus()
   sb = distill.build_soft_bigram(target, corpus, top=CFG.vocab_size, teacher_top=CFG.vocab_size)

@@ -118,7 +118,7 @@ def test_results_do_not_depend_on_chunk_size(tmp_path):
     ({"num_trials": 0}, r"config\.num_trials must be >= 1"),
     ({"num_points": 0}, "sweep is empty"),
     ({"prng_impl": "mt19937"}, r"config\.prng_impl"),
-    ({"chunk_size": 0}, r"config\.chunk_size must be >= 1"),
+    ({"chunk_size": 0}, r"config\.chunk_size must be an int >= 1"),
     ({"study": "nope"}, r"config\.study: unknown study"),
 ])
 def test_bad_config_fails_before_any_work(tmp_path, overrides, match):

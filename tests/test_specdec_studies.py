@@ -191,6 +191,7 @@ def test_consistency_study(tiny, capsys):
     ("specdec_iid", {"prompt_format": "json"}, r"config\.prompt_format must be one of"),
     ("specdec_iid", {"prompts": "mbpp"}, r"config\.prompts must be 'humaneval' or 'jsonl:PATH'"),
     ("specdec_iid", {"drafter": "tiny"}, r"config\.drafter: unknown drafter spec"),
+    ("specdec_iid", {"drafter": "early_exit_block:4"}, r"config\.drafter: .* is trained by"),
     ("specdec_iid", {"target": "llama-7b"}, r"config\.target: unknown model spec"),
     ("specdec_iid", {"timing_seeds": 3}, r"config\.timing_seeds \(3\) must be <="),
     ("specdec_iid", {"prng_impl": "rbg"}, r"config\.prng_impl must be 'threefry2x32'"),

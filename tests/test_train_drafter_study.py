@@ -39,7 +39,7 @@ def test_train_drafter_end_to_end(tiny, tmp_path):
   overrides = {
       "target": f"hf:{tiny / 'model'}", "prompts": f"jsonl:{tiny / 'prompts.jsonl'}",
       "train_prompts": (0, 5), "heldout_prompts": (5, 8), "num_new_tokens": 6,
-      "corpus_batch_size": 4, "drafters": ("soft_bigram", "block:2"),
+      "corpus_batch_size": 4, "drafters": ("soft_bigram", "early_exit_block:2"),
       "window": 32, "train.steps": 6, "train.batch_size": 2, "train.save_every": 3,
       "train.warmup_steps": 2, "draft_length": 2, "num_seeds": 2, "max_new_tokens": 6,
       "timing_steps": 2}
@@ -52,7 +52,7 @@ def test_train_drafter_end_to_end(tiny, tmp_path):
   # the corpus is cached: a new drafter in the sweep reuses it (extending the sweep)
   corpus_file = tmp_path / "drafters" / "corpus.json"
   mtime = corpus_file.stat().st_mtime_ns
-  overrides["drafters"] = overrides["drafters"] + ("linear:1",)
+  overrides["drafters"] = overrides["drafters"] + ("early_exit_linear:1",)
   res = runner.run(runner.load_experiment("train_drafter:quick", overrides), tmp_path,
                    progress=False)
   assert corpus_file.stat().st_mtime_ns == mtime
@@ -78,9 +78,21 @@ def test_train_drafter_end_to_end(tiny, tmp_path):
     ("drafters", ("bigram",), "config.drafters: unknown drafter 'bigram'"),
     ("drafters", ("block:0",), "config.drafters: unknown drafter 'block:0'"),
     ("heldout_prompts", (100, 120), "overlap: the held-out prompts must be unseen"),
-    ("train.steps", 0, "config.train.steps must be >= 1"),
-    ("temperature", 0.0, "config.temperature must be > 0"),
+    ("train.steps", 0, "config.train.steps must be an int >= 1"),
+    ("temperature", 0.0, "config.temperature must be a finite number > 0"),
 ])
 def test_bad_config_names_the_field(field, value, match):
   with pytest.raises(ValueError, match=match):
     runner.load_experiment("train_drafter:quick", {field: value})
+
+
+def test_old_drafter_spellings_give_the_same_sweep():
+  new = runner.load_experiment("train_drafter:quick", {})
+  assert tuple(new.config.drafters) == ("soft_bigram", "early_exit_linear:4", "early_exit_block:4")
+  with pytest.warns(FutureWarning, match="is deprecated") as caught:
+    old = runner.load_experiment("train_drafter:quick",
+                                 {"drafters": ("soft_bigram", "linear:4", "block:4")})
+  assert old.sweep == new.sweep
+  messages = {str(w.message) for w in caught}
+  assert "drafter spec 'linear:4' is deprecated: write 'early_exit_linear:4'" in messages
+  assert "drafter spec 'block:4' is deprecated: write 'early_exit_block:4'" in messages

@@ -411,6 +411,11 @@ def load_drafter(spec: str, target: Llama, *, corpus: Sequence[Sequence[int]] | 
     tokenizer = target.tokenizer if tokenizer is None else tokenizer
     target = target.model
   kind, arg = drafters_lib.parse_spec(spec)
+  if kind not in drafters_lib.TRAINING_FREE + ("dir", "model"):
+    raise ValueError(f"drafter {spec!r} is trained by distillation: build it with "
+                     "configs/train_drafter.py and load the result as 'dir:DIR'")
+  if kind in drafters_lib.TRAINING_FREE:  # the current spelling (names the cache directory)
+    spec = kind if arg is None else f"{kind}:{arg}"
   if kind == "model":
     from lcoupling.lm.loading import load  # noqa: PLC0415
 

@@ -25,6 +25,9 @@ Drafters are named by a spec (:func:`parse_spec`), resolved by
 
 ``"soft_bigram"``, ``"early_exit_linear:M"``
     built from the target on the fly (cached in a directory);
+``"early_exit_block:M"``
+    trained by distillation (``configs/train_drafter.py``, which names its sweep
+    points by these specs), then loaded as ``"dir:DIR"``;
 ``"dir:DIR"``
     a drafter saved by :func:`lcoupling.lm.distill.save_drafter`, e.g. one trained by
     ``configs/train_drafter.py`` (``DIR/drafter.json`` + its weights);
@@ -47,6 +50,8 @@ Example:
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -56,10 +61,14 @@ from lcoupling.lm.markov import PreviousTokenLM
 from lcoupling.lm.model import Llama, LlamaConfig, check_tokens, decoder_stack
 
 __all__ = ["SoftBigram", "EarlyExit", "Adapter", "soft_bigram", "fit_linear_adapter", "parse_spec",
-           "ADAPTERS"]
+           "canonical_spec", "ADAPTERS", "EARLY_EXIT", "TRAINING_FREE"]
 
 #: Adapter kinds of :class:`EarlyExit`.
 ADAPTERS = ("linear", "block")
+#: The early-exit drafter kinds of a spec: ``early_exit_linear:M``, ``early_exit_block:M``.
+EARLY_EXIT = tuple(f"early_exit_{a}" for a in ADAPTERS)
+#: The kinds :func:`lcoupling.lm.distill.load_drafter` builds from the target without training.
+TRAINING_FREE = ("soft_bigram", "early_exit_linear")
 
 
 class Adapter(nnx.Param):
@@ -268,6 +277,11 @@ class EarlyExit(nnx.Module):
 def parse_spec(spec: str) -> tuple[str, str | int | None]:
   """``(kind, argument)`` of a drafter spec (module docstring); a clear error otherwise.
 
+  The early-exit kinds are ``early_exit_ADAPTER:M`` (``ADAPTER`` in :data:`ADAPTERS`,
+  ``M >= 1`` target layers). The old spellings ``linear:M`` / ``block:M`` (of
+  ``configs/train_drafter.py``) are still read, with a ``FutureWarning`` (a deprecation shown
+  to users) naming the new spelling.
+
   >>> parse_spec("early_exit_linear:4")
   ('early_exit_linear', 4)
   >>> parse_spec("soft_bigram")
@@ -278,10 +292,27 @@ def parse_spec(spec: str) -> tuple[str, str | int | None]:
   if spec == "soft_bigram":
     return "soft_bigram", None
   kind, _, arg = spec.partition(":")
-  if kind == "early_exit_linear" and arg.isdigit():
+  if kind in ADAPTERS and arg.isdigit() and int(arg) >= 1:  # the old train_drafter spelling
+    warnings.warn(f"drafter spec {spec!r} is deprecated: write 'early_exit_{spec}'",
+                  FutureWarning, stacklevel=2)
+    kind = f"early_exit_{kind}"
+  if kind in EARLY_EXIT and arg.isdigit() and int(arg) >= 1:
     return kind, int(arg)
   if kind in ("dir", "model") and arg:
     return kind, arg
   raise ValueError(f"unknown drafter spec {spec!r}; use 'soft_bigram', 'early_exit_linear:M' "
-                   "(M target blocks), 'dir:DIR' (a saved / trained drafter) or 'model:SPEC' "
+                   "(M target blocks), 'early_exit_block:M' (trained: configs/train_drafter.py), "
+                   "'dir:DIR' (a saved / trained drafter) or 'model:SPEC' "
                    "(another checkpoint, e.g. model:hf:DIR)")
+
+
+def canonical_spec(spec: str) -> str:
+  """``spec`` in the current grammar (``linear:4`` -> ``early_exit_linear:4``).
+
+  >>> canonical_spec("early_exit_block:2")
+  'early_exit_block:2'
+  """
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FutureWarning)
+    kind, arg = parse_spec(spec)
+  return kind if arg is None else f"{kind}:{arg}"

@@ -24,7 +24,8 @@ computation as :func:`~lcoupling.specdec.generate` (same tokens for the same
 key) with drafting, the target pass and the verification as three separately
 jitted functions per block, and times each (measurement only; the jitted
 ``generate`` is the fast path). :func:`token_rate` turns tokens and seconds
-into tokens/s.
+into tokens/s. :func:`step_ms` times one cached decode step of each of
+several models, interleaved (a drafter's cost relative to its target).
 
 Example:
   >>> import jax, jax.numpy as jnp
@@ -45,6 +46,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -58,7 +60,7 @@ from lcoupling.specdec.verification import check_key
 
 __all__ = ["batched_generate", "continuations", "block_efficiency", "block_efficiency_per_seed",
            "pooled_block_efficiency", "accepted_length_histogram", "position_acceptance",
-           "token_rate", "summary", "PhaseTimes", "timed_generate"]
+           "token_rate", "summary", "PhaseTimes", "timed_generate", "step_ms"]
 
 
 def _np(x):
@@ -197,9 +199,8 @@ def continuations(key: jax.Array, target, prompts: Sequence[Sequence[int]], *,
                   progress: Callable[[int], None] | None = None) -> list[list[int]]:
   """Prompt + target-sampled continuation, for every prompt (an exact sample each).
 
-  Prompts are grouped by length (padded to a multiple of ``bucket``) and run
-  ``batch_size`` at a time as one vmapped :func:`~lcoupling.specdec.generate`
-  (``scheme="autoregressive"``);
+  Prompts are grouped by length (padded to a multiple of ``bucket``) and each group runs
+  through :func:`batched_generate` (``scheme="autoregressive"``, ``batch_size`` at a time);
   prompt ``j`` uses ``fold_in(key, indices[j])`` (default ``indices[j] = j``),
   so the text does not depend on the batching or on which other prompts are
   in the list. The continuation stops after ``eos_id`` (included).
@@ -213,27 +214,18 @@ def continuations(key: jax.Array, target, prompts: Sequence[Sequence[int]], *,
   for i in order:
     groups.setdefault(-(-len(prompts[i]) // bucket) * bucket, []).append(i)
 
-  @functools.partial(jax.jit, static_argnames=())
-  def run(keys, buf, lengths):
-    return jax.vmap(lambda k, b, n: engine.generate(
-        k, target, b, prompt_length=n, scheme="autoregressive", max_new_tokens=max_new_tokens,
-        temperature=temperature, top_k=top_k, eos_id=eos_id))(keys, buf, lengths)
-
   for width, idx in groups.items():
-    for lo in range(0, len(idx), batch_size):
-      chunk = idx[lo:lo + batch_size]
-      full = chunk + [chunk[-1]] * (batch_size - len(chunk))  # one shape per bucket
-      buf = np.zeros((batch_size, width), np.int32)
-      for r, i in enumerate(full):
-        buf[r, :len(prompts[i])] = prompts[i]
-      keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(
-          jnp.asarray([indices[i] for i in full], jnp.uint32))
-      gen = run(keys, jnp.asarray(buf), jnp.asarray([len(prompts[i]) for i in full], jnp.int32))
-      tokens, lengths = np.asarray(gen.tokens), np.asarray(gen.length)
-      for r, i in enumerate(chunk):
-        out[i] = list(prompts[i]) + tokens[r, :lengths[r]].tolist()
-      if progress is not None:
-        progress(len(chunk))
+    buf = np.zeros((len(idx), width), np.int32)
+    for r, i in enumerate(idx):
+      buf[r, :len(prompts[i])] = prompts[i]
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(
+        jnp.asarray([indices[i] for i in idx], jnp.uint32))
+    gen = batched_generate(keys[None], target, buf, [len(prompts[i]) for i in idx],
+                           batch_size=batch_size, progress=progress, scheme="autoregressive",
+                           max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                           eos_id=eos_id)
+    for r, i in enumerate(idx):
+      out[i] = list(prompts[i]) + gen.tokens[0, r, :gen.length[0, r]].tolist()
   return out  # type: ignore[return-value]
 
 
@@ -285,6 +277,35 @@ def _phases(cfg: engine.DecodeConfig):
     return engine.finish(state, cfg)
 
   return prefill, draft, target_pass, verify, autoregressive, finish
+
+
+def step_ms(models: dict, *, steps: int, batch: int = 1, length: int = 256) -> dict[str, float]:
+  """Median wall-clock ms of a one-token cached decode step of each model (compiled first).
+
+  The models' steps are interleaved (one step of each, ``steps`` rounds), so
+  that on a shared machine every model is timed under the same load and their
+  ratios mean something (:mod:`lcoupling.studies.train_drafter` and
+  ``benchmarks/drafters.py`` compare drafters with their target by it).
+
+  Args:
+    models: name -> model with the decoder interface (``init_cache``, ``__call__``).
+    steps: timed rounds.
+    batch: rows per step.
+    length: cache length; the step writes position ``length // 2``.
+  """
+  step = jax.jit(lambda m, c, t, p: m(t, c, p))
+  tokens = jnp.ones((batch, 1), jnp.int32)
+  pos = jnp.full((batch,), length // 2, jnp.int32)
+  caches = {name: m.init_cache(batch, length) for name, m in models.items()}
+  for name, m in models.items():
+    jax.block_until_ready(step(m, caches[name], tokens, pos))
+  times = {name: [] for name in models}
+  for _ in range(steps):
+    for name, m in models.items():
+      t0 = time.perf_counter()
+      jax.block_until_ready(step(m, caches[name], tokens, pos))
+      times[name].append(time.perf_counter() - t0)
+  return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def timed_generate(key: jax.Array, target, prompt, *, warmup: bool = True, **kwargs

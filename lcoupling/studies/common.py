@@ -32,7 +32,7 @@ from lcoupling import cli
 from lcoupling import results as results_lib
 
 __all__ = ["mean_sem", "fmt_mean_sem", "records", "rate_series", "rate_table",
-           "check_fields", "check_study", "load_study_results", "study_main"]
+           "printed_tables", "check_fields", "check_study", "load_study_results", "study_main"]
 
 
 def mean_sem(values) -> tuple[float, float | None]:
@@ -116,6 +116,20 @@ def rate_table(cells, field: str, *, schemes=("gls", "baseline"), digits: int = 
         row.append(txt + (annotate(r) if annotate is not None else ""))
     lines.append("| " + " | ".join(row) + " |")
   return "\n".join(lines)
+
+
+def printed_tables(results, args, note, body) -> str:
+  """What a study's printer prints: ``note(config, first_record)``, a blank line, ``body(results)``.
+
+  ``args`` are the printer's extra command-line arguments (none allowed);
+  ``"no records yet"`` before the first point is done.
+  """
+  if args:
+    raise ValueError(f"unexpected arguments {list(args)}: the printer takes only the results")
+  recs = records(results)
+  if not recs:
+    return "no records yet"
+  return note(results["meta"]["config"], recs[0]) + "\n\n" + body(results)
 
 
 def check_fields(results, fields, kind: str = "cell") -> None:

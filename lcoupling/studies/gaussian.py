@@ -57,6 +57,7 @@ import numpy as np
 from lcoupling import core, plotting
 from lcoupling.compression import codec
 from lcoupling.studies import common
+from lcoupling.validation import check_choice, check_int, need
 
 __all__ = [
     "ANCHOR_DB",
@@ -313,10 +314,6 @@ def evaluate_trials(key, config, num_trials, *, mesh=None, progress=None):
 
 def validate(config) -> None:
   """Raises ``ValueError`` naming the config field for any bad value."""
-  def need(cond, msg):
-    if not cond:
-      raise ValueError(msg)
-
   n = config.num_codewords
   need(isinstance(n, int) and n >= 1, f"config.num_codewords (N) must be an int >= 1, got {n!r}")
   k = config.num_decoders
@@ -331,12 +328,10 @@ def validate(config) -> None:
   need(isinstance(s, (int, float)) and math.isfinite(s) and s > 0,
        f"config.sigma2_t_given_a must be finite and > 0, got {s!r}")
   for f in ("num_selection_trials", "num_eval_trials", "num_repeats", "chunk_size"):
-    v = config[f]
-    need(isinstance(v, int) and v >= 1, f"config.{f} must be an int >= 1, got {v!r}")
+    check_int(config, f, 1)
   tb = config.get("trial_batch", 1)
   need(isinstance(tb, int) and tb >= 0, f"config.trial_batch must be an int >= 0, got {tb!r}")
-  need(config.prng_impl in ("threefry2x32", "rbg", "unsafe_rbg"),
-       f"config.prng_impl must be threefry2x32, rbg or unsafe_rbg, got {config.prng_impl!r}")
+  check_choice(config, "prng_impl", ("threefry2x32", "rbg", "unsafe_rbg"))
 
 
 def _point_key(key, repeat, phase):

@@ -21,10 +21,11 @@ The studies (:mod:`~lcoupling.studies.specdec_iid`,
 ``drafter``, ``drafter_corpus``, ``drafter_corpus_indices``, ``drafter_cache_dir``
     a drafter spec of :func:`lcoupling.lm.distill.load_drafter`
     (``"early_exit_linear:M"``, ``"soft_bigram"``, ``"dir:DIR"``,
-    ``"model:SPEC"``). The first two are built from the target on a corpus: the
-    prompts ``drafter_corpus_indices`` of the prompt set ``drafter_corpus``,
-    tokenized in the study's ``prompt_format`` and teacher-forced (by default
-    HumanEval 0..109, so HumanEval 110..163 are held out). They are cached
+    ``"model:SPEC"``; :func:`lcoupling.lm.drafters.parse_spec`). The first
+    two are built from the target on a corpus: the prompts
+    ``drafter_corpus_indices`` of the prompt set ``drafter_corpus``, tokenized
+    in the study's ``prompt_format`` and teacher-forced (by default HumanEval
+    0..109, so HumanEval 110..163 are held out). They are cached
     under ``drafter_cache_dir/<digest of target, dtype and corpus>/``; the
     configs default to ``"{workdir}/../drafters"``, i.e. one cache shared by
     every run whose work directory sits in the same folder (``runs/``).
@@ -61,7 +62,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import pathlib
 import time
@@ -73,12 +73,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from lcoupling.studies import common
+from lcoupling.validation import (check_choice, check_int, check_int_tuple, check_nonempty_str,
+                                  need)
 
-__all__ = ["PROMPT_FORMATS", "add_common_fields", "validate_common", "need", "check_int",
-           "check_positive", "check_int_tuple", "load_target", "load_prompts", "load_drafter",
-           "Prompts", "check_prompt_set", "prompt_texts", "sequence_key", "eos_id", "Batch", "generate_batch", "time_generation",
-           "seed_stats", "specdec_point", "summarize_specdec", "SPEEDUP_REFERENCE",
-           "printed_tables"]
+__all__ = ["PROMPT_FORMATS", "add_common_fields", "validate_common", "load_target", "load_prompts",
+           "load_drafter", "Prompts", "check_prompt_set", "prompt_texts", "sequence_key", "eos_id",
+           "generate_batch", "time_generation", "seed_stats", "specdec_point",
+           "summarize_specdec", "SPEEDUP_REFERENCE"]
 
 PROMPT_FORMATS = ("raw", "chat")
 #: The scheme whose token rate ``speedup_vs_sps`` divides by (same ``L``).
@@ -123,36 +124,6 @@ def add_common_fields(c, *, quick: bool, timing: bool = True) -> None:
     c.timing_seeds = 1 if quick else 2
 
 
-def need(cond: bool, message: str) -> None:
-  """``ValueError(message)`` unless ``cond``."""
-  if not cond:
-    raise ValueError(message)
-
-
-def check_int(config, field: str, minimum: int) -> int:
-  v = config[field]
-  need(isinstance(v, int) and not isinstance(v, bool) and v >= minimum,
-       f"config.{field} must be an int >= {minimum}, got {v!r}")
-  return v
-
-
-def check_positive(value, field: str) -> float:
-  need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-       and value > 0, f"config.{field} must be a finite number > 0, got {value!r}")
-  return float(value)
-
-
-def check_int_tuple(config, field: str, minimum: int, *, allow_empty: bool) -> tuple[int, ...]:
-  v = config[field]
-  need(isinstance(v, (tuple, list)), f"config.{field} must be a tuple of ints, got {v!r}")
-  need(allow_empty or len(v) > 0, f"config.{field} must not be empty")
-  for x in v:
-    need(isinstance(x, int) and not isinstance(x, bool) and x >= minimum,
-         f"config.{field} must hold ints >= {minimum}, got {x!r}")
-  need(len(set(v)) == len(v), f"config.{field} has duplicates: {tuple(v)}")
-  return tuple(v)
-
-
 def check_prompt_set(config, field: str) -> None:
   """Checks that ``config[field]`` is ``'humaneval'`` or ``'jsonl:PATH'`` of an existing file.
 
@@ -195,20 +166,19 @@ def validate_common(config) -> None:
     drafters.parse_spec(config.drafter)
   except (TypeError, ValueError) as e:
     raise ValueError(f"config.drafter: {e}") from None
-  need(config.dtype in ("auto", "float32", "bfloat16"),
-       f"config.dtype must be 'auto', 'float32' or 'bfloat16', got {config.dtype!r}")
+  check_choice(config, "dtype", ("auto", "float32", "bfloat16"))
   check_prompt_set(config, "prompts")
-  need(config.prompt_format in PROMPT_FORMATS,
-       f"config.prompt_format must be one of {PROMPT_FORMATS}, got {config.prompt_format!r}")
-  need(isinstance(config.prompt_field, str) and config.prompt_field,
-       "config.prompt_field must be a non-empty str")
+  check_choice(config, "prompt_format", PROMPT_FORMATS)
+  check_nonempty_str(config, "prompt_field")
   check_int_tuple(config, "prompt_indices", 0, allow_empty=True)
   kind, _ = drafters.parse_spec(config.drafter)
-  if kind in ("soft_bigram", "early_exit_linear"):
+  need(kind not in drafters.EARLY_EXIT or kind in drafters.TRAINING_FREE,
+       f"config.drafter: {config.drafter!r} is trained by configs/train_drafter.py; load the "
+       "result as 'dir:DIR'")
+  if kind in drafters.TRAINING_FREE:
     check_prompt_set(config, "drafter_corpus")
     check_int_tuple(config, "drafter_corpus_indices", 0, allow_empty=True)
-  need(isinstance(config.drafter_cache_dir, str) and config.drafter_cache_dir,
-       "config.drafter_cache_dir must be a non-empty path")
+  check_nonempty_str(config, "drafter_cache_dir", "path")
   check_int(config, "top_k", 0)
   check_int(config, "num_seeds", 1)
   check_int(config, "max_new_tokens", 1)
@@ -341,7 +311,7 @@ def load_drafter(config, loaded):
 
   kind, _ = drafters.parse_spec(config.drafter)
   corpus, cache_dir = None, None
-  if kind in ("soft_bigram", "early_exit_linear"):
+  if kind in drafters.TRAINING_FREE:
     corpus_prompts = load_prompts(config, loaded.tokenizer, spec_field="drafter_corpus",
                                   indices_field="drafter_corpus_indices")
     corpus = [list(t) for t in corpus_prompts.tokens]
@@ -389,30 +359,12 @@ def sequence_key(key, seed: int, prompt_index: int):
 # --------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class Batch:
-  """Generations of every (seed, prompt), arrays ``[num_seeds, num_prompts, ...]``."""
-
-  tokens: np.ndarray  #: ``int32[S, P, T]`` (``PAD_ID`` after ``length``).
-  length: np.ndarray  #: ``int[S, P]``.
-  num_target_calls: np.ndarray  #: ``int[S, P]``.
-  accepted_lengths: np.ndarray  #: ``int[S, P, T]`` accepted drafts per block (``PAD_ID`` after).
-  position_reached: np.ndarray  #: ``int[S, P, L]``.
-  position_accepted: np.ndarray  #: ``int[S, P, L]``.
-
-  def block_efficiency(self) -> np.ndarray:
-    """``[S]``: per seed, the mean over prompts of tokens / target calls
-    (:func:`lcoupling.specdec.metrics.block_efficiency_per_seed`)."""
-    from lcoupling.specdec import metrics  # noqa: PLC0415
-
-    return metrics.block_efficiency_per_seed(self.length, self.num_target_calls)
-
-
 def generate_batch(key, config, target, drafter, prompts: Prompts, seeds: Sequence[int], *,
                    scheme: str, num_drafts: int, draft_length: int, temperature: float,
                    draft_temperatures=None, eos: int | None, progress: bool = False,
-                   desc: str = "") -> Batch:
-  """Every (seed, prompt) through :func:`lcoupling.specdec.metrics.batched_generate`.
+                   desc: str = ""):
+  """Every (seed, prompt) through :func:`lcoupling.specdec.metrics.batched_generate`: its
+  :class:`~lcoupling.specdec.Generation` (numpy arrays ``[num_seeds, num_prompts, ...]``).
 
   The prompts share one padded buffer (``prompt_length`` per row) and each
   chunk of ``config.batch_size`` sequences is one vmapped call of the same
@@ -449,12 +401,17 @@ def generate_batch(key, config, target, drafter, prompts: Prompts, seeds: Sequen
   gen = metrics.batched_generate(keys, target, buf, lens, batch_size=config.batch_size,
                                  draft_temperatures=temps, progress=advance, **kw)
   bar.close()
-  return Batch(tokens=gen.tokens, length=gen.length, num_target_calls=gen.num_target_calls,
-               accepted_lengths=gen.accepted_lengths, position_reached=gen.position_reached,
-               position_accepted=gen.position_accepted)
+  return gen
 
 
 _WARMED: set = set()
+
+
+def _signature(model) -> tuple:
+  """What a compiled decoder depends on of a model (or tuple of models, or ``None``): its pytree
+  structure and the shapes and dtypes of its leaves (hashable; no reference to the object)."""
+  leaves, treedef = jax.tree.flatten(model)
+  return treedef, tuple((np.shape(x), str(getattr(x, "dtype", type(x).__name__))) for x in leaves)
 
 
 def time_generation(key, config, target, drafter, prompts: Prompts, seeds: Sequence[int], *,
@@ -488,9 +445,11 @@ def time_generation(key, config, target, drafter, prompts: Prompts, seeds: Seque
                          "tokens", "blocks")}
   # one untimed warm-up decode per compiled configuration and process. The key holds
   # everything the decoder's compilation depends on (and more: the scheme itself, not its
-  # compiled walk), so a configuration is never timed before it was warmed up.
-  warm_key = (id(target), id(drafter), scheme, num_drafts, draft_length, config.max_new_tokens,
-              config.top_k, buf.shape[1])
+  # compiled walk) -- of the models their structure and shapes, not id() (which a new model
+  # can reuse after an old one is freed) -- so a configuration is never timed before it was
+  # warmed up.
+  warm_key = (_signature(target), _signature(drafter), scheme, num_drafts, draft_length,
+              config.max_new_tokens, config.top_k, buf.shape[1])
   first = warm_key not in _WARMED
   for seed in seeds:
     tot = dict(tokens=0, blocks=0, draft=0.0, target=0.0, verify=0.0, prefill=0.0)
@@ -537,6 +496,8 @@ def specdec_point(key, config, *, scheme: str, num_drafts: int, draft_length: in
   per-seed values (``*_per_seed``); :func:`summarize_specdec` turns them into
   mean +- SEM.
   """
+  from lcoupling.specdec import metrics  # noqa: PLC0415
+
   loaded = load_target(config)
   drafter = None if scheme == "autoregressive" else load_drafter(config, loaded)
   prompts = load_prompts(config, loaded.tokenizer)
@@ -555,7 +516,8 @@ def specdec_point(key, config, *, scheme: str, num_drafts: int, draft_length: in
   else:
     batch = generate_batch(key, config, loaded.model, drafter, prompts, seeds,
                            progress=progress, desc=f"{scheme} K={num_drafts}", **kw)
-    rec["block_efficiency_per_seed"] = batch.block_efficiency().tolist()
+    rec["block_efficiency_per_seed"] = metrics.block_efficiency_per_seed(
+        batch.length, batch.num_target_calls).tolist()
     reached = batch.position_reached.sum(axis=(0, 1))
     acc = batch.position_accepted.sum(axis=(0, 1))
     rec["position_acceptance"] = [float(a / r) if r else None for a, r in zip(acc, reached)]
@@ -602,20 +564,6 @@ def summarize_specdec(point_records, *, reference_key) -> list[dict]:
     r["speedup_vs_sps"], r["speedup_vs_sps_sem"] = seed_stats(ratio)
     out.append(r)
   return out
-
-
-def printed_tables(results, args, note, body) -> str:
-  """What a study's printer prints: ``note(config, first_record)``, a blank line, ``body(results)``.
-
-  ``args`` are the printer's extra command-line arguments (none allowed);
-  ``"no records yet"`` before the first point is done.
-  """
-  if args:
-    raise ValueError(f"unexpected arguments {list(args)}: the printer takes only the results")
-  recs = common.records(results)
-  if not recs:
-    return "no records yet"
-  return note(results["meta"]["config"], recs[0]) + "\n\n" + body(results)
 
 
 #: The paper's drafter/target family, offline (``make lm-qwen``): Qwen2.5-Coder-0.5B-Instruct

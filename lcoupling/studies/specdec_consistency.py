@@ -40,9 +40,10 @@ import sys
 import numpy as np
 
 from lcoupling import acceptance, plotting
-from lcoupling.specdec import PAD_ID
+from lcoupling.specdec import PAD_ID, metrics
 from lcoupling.studies import common
 from lcoupling.studies import specdec_common as sc
+from lcoupling.validation import check_int, check_names, check_positive, need
 
 __all__ = ["SCHEMES", "METRICS", "validate", "run_point", "summarize", "plot", "rouge_scores",
            "markdown_table", "tables", "main"]
@@ -54,19 +55,15 @@ LABELS = acceptance.LABELS
 
 def validate(config) -> None:
   sc.validate_common(config)
-  schemes = tuple(config.schemes)
-  sc.need(len(schemes) > 0, "config.schemes must not be empty")
-  bad = [s for s in schemes if s not in SCHEMES]
-  sc.need(not bad, f"config.schemes: unknown {bad}; choose from {SCHEMES}")
-  sc.need(len(set(schemes)) == len(schemes), f"config.schemes has duplicates: {schemes}")
-  sc.check_int(config, "num_drafts", 1)
-  sc.check_int(config, "draft_length", 1)
-  sc.check_positive(config.temperature, "temperature")
+  check_names(config, "schemes", SCHEMES)
+  check_int(config, "num_drafts", 1)
+  check_int(config, "draft_length", 1)
+  check_positive(config.temperature, "temperature")
   temps = tuple(config.drafter_temperatures)
-  sc.need(len(temps) == 2, f"config.drafter_temperatures must hold two temperatures (first "
-          f"run, second run), got {temps!r}")
+  need(len(temps) == 2, f"config.drafter_temperatures must hold two temperatures (first "
+       f"run, second run), got {temps!r}")
   for t in temps:
-    sc.check_positive(t, "drafter_temperatures")
+    check_positive(t, "drafter_temperatures")
 
 
 def rouge_scores(a: str, b: str, scorer=None) -> dict:
@@ -134,7 +131,8 @@ def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
          "num_prompts": len(prompts.indices), "num_seeds": len(seeds),
          "num_pairs": int(per["exact_match"].size),
          "num_identical": int(per["exact_match"].sum()),
-         "block_efficiency_per_run": [float(r.block_efficiency().mean()) for r in runs],
+         "block_efficiency_per_run": [float(metrics.block_efficiency_per_seed(
+             r.length, r.num_target_calls).mean()) for r in runs],
          "examples": examples}
   for m in METRICS:
     rec[m + "_per_seed"] = per[m].mean(axis=1).tolist()
@@ -207,7 +205,7 @@ def _note(cfg, r0) -> str:
 
 def tables(results, *args) -> str:
   """Prints the consistency table (no extra arguments)."""
-  return sc.printed_tables(results, args, _note, markdown_table)
+  return common.printed_tables(results, args, _note, markdown_table)
 
 
 def main(argv=None) -> int:

@@ -36,6 +36,7 @@ import numpy as np
 from lcoupling import acceptance, plotting
 from lcoupling.studies import common
 from lcoupling.studies import specdec_common as sc
+from lcoupling.validation import check_int, check_names, check_positive, is_number, need
 
 __all__ = ["SCHEMES", "validate", "run_point", "summarize", "plot", "order_gaps",
            "markdown_table", "tables", "main"]
@@ -47,29 +48,24 @@ LABELS = acceptance.LABELS
 
 def validate(config) -> None:
   sc.validate_common(config)
-  schemes = tuple(config.schemes)
-  sc.need(len(schemes) > 0, "config.schemes must not be empty")
-  bad = [s for s in schemes if s not in SCHEMES]
-  sc.need(not bad, f"config.schemes: {bad} not allowed; choose from {SCHEMES} (spectr needs "
-          "i.i.d. drafts; sps is the reference, see config.reference_draft_temperature)")
-  sc.need(len(set(schemes)) == len(schemes), f"config.schemes has duplicates: {schemes}")
-  sc.check_int(config, "num_drafts", 2)
-  sc.check_int(config, "draft_length", 1)
-  sc.check_positive(config.temperature, "temperature")
+  check_names(config, "schemes", SCHEMES, refused=f"choose from {SCHEMES} (spectr needs "
+           "i.i.d. drafts; sps is the reference, see config.reference_draft_temperature)")
+  check_int(config, "num_drafts", 2)
+  check_int(config, "draft_length", 1)
+  check_positive(config.temperature, "temperature")
   pairs = tuple(config.temperature_pairs)
-  sc.need(len(pairs) > 0, "config.temperature_pairs must not be empty")
+  need(len(pairs) > 0, "config.temperature_pairs must not be empty")
   for p in pairs:
-    sc.need(isinstance(p, (tuple, list)) and len(p) == config.num_drafts,
-            f"config.temperature_pairs: every entry must be a tuple of config.num_drafts = "
-            f"{config.num_drafts} temperatures, got {p!r}")
+    need(isinstance(p, (tuple, list)) and len(p) == config.num_drafts,
+         f"config.temperature_pairs: every entry must be a tuple of config.num_drafts = "
+         f"{config.num_drafts} temperatures, got {p!r}")
     for t in p:
-      sc.check_positive(t, "temperature_pairs")
-  sc.need(len({tuple(p) for p in pairs}) == len(pairs),
-          f"config.temperature_pairs has duplicates: {pairs}")
+      check_positive(t, "temperature_pairs")
+  need(len({tuple(p) for p in pairs}) == len(pairs),
+       f"config.temperature_pairs has duplicates: {pairs}")
   ref = config.reference_draft_temperature
-  sc.need(isinstance(ref, (int, float)) and not isinstance(ref, bool) and math.isfinite(ref)
-          and ref >= 0,
-          f"config.reference_draft_temperature must be > 0 (0: no sps reference), got {ref!r}")
+  need(is_number(ref) and math.isfinite(ref) and ref >= 0,
+    f"config.reference_draft_temperature must be > 0 (0: no sps reference), got {ref!r}")
 
 
 def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
@@ -239,7 +235,7 @@ def _body(results) -> str:
 
 def tables(results, *args) -> str:
   """Prints the BE / speed-up table per temperature pair and the order-gap table."""
-  return sc.printed_tables(results, args, _note, _body)
+  return common.printed_tables(results, args, _note, _body)
 
 
 def main(argv=None) -> int:

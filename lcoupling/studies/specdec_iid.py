@@ -43,6 +43,7 @@ import numpy as np
 from lcoupling import acceptance, plotting
 from lcoupling.studies import common
 from lcoupling.studies import specdec_common as sc
+from lcoupling.validation import check_int, check_int_tuple, check_names, check_positive, need
 
 __all__ = ["SCHEMES", "SINGLE", "MULTI", "validate", "run_point", "summarize", "plot",
            "markdown_table", "tables", "main"]
@@ -55,17 +56,13 @@ SCHEMES = ("autoregressive",) + SINGLE + MULTI
 
 def validate(config) -> None:
   sc.validate_common(config)
-  schemes = tuple(config.schemes)
-  sc.need(len(schemes) > 0, "config.schemes must not be empty")
-  unknown = [s for s in schemes if s not in SCHEMES]
-  sc.need(not unknown, f"config.schemes: unknown {unknown}; choose from {SCHEMES}")
-  sc.need(len(set(schemes)) == len(schemes), f"config.schemes has duplicates: {schemes}")
-  ks = sc.check_int_tuple(config, "num_drafts", 1, allow_empty=False)
+  schemes = check_names(config, "schemes", SCHEMES)
+  ks = check_int_tuple(config, "num_drafts", 1, allow_empty=False)
   if any(s in MULTI for s in schemes):
-    sc.need(any(k >= 2 for k in ks), "config.num_drafts needs a K >= 2 for the multi-draft "
-            f"schemes {[s for s in schemes if s in MULTI]} (K = 1 of those is sps / daliri)")
-  sc.check_int(config, "draft_length", 1)
-  sc.check_positive(config.temperature, "temperature")
+    need(any(k >= 2 for k in ks), "config.num_drafts needs a K >= 2 for the multi-draft "
+         f"schemes {[s for s in schemes if s in MULTI]} (K = 1 of those is sps / daliri)")
+  check_int(config, "draft_length", 1)
+  check_positive(config.temperature, "temperature")
 
 
 def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
@@ -195,7 +192,7 @@ def _note(cfg, r0) -> str:
 
 def tables(results, *args) -> str:
   """Prints the block-efficiency / token-rate table (no extra arguments)."""
-  return sc.printed_tables(results, args, _note, markdown_table)
+  return common.printed_tables(results, args, _note, markdown_table)
 
 
 def main(argv=None) -> int:

@@ -64,6 +64,7 @@ import numpy as np
 from lcoupling import acceptance, bounds, core, plotting, specdec, verifiers
 from lcoupling.studies import common
 from lcoupling.studies import specdec_common as sc
+from lcoupling.validation import check_int, check_int_tuple, check_positive, need
 
 __all__ = ["MC_STREAM", "FIELDS", "validate", "run_point", "summarize", "plot",
            "position_distributions", "markdown_table", "tables", "main"]
@@ -85,25 +86,25 @@ _MAX_SEEDS = 1 << 20
 
 def validate(config) -> None:
   sc.validate_common(config)
-  sc.need(1 <= config.top_k <= 512, f"config.top_k must be in [1, 512] for the matching study "
-          f"(distributions are compared on the union of the two top-k supports), got "
-          f"{config.top_k}")
-  sc.need(config.num_seeds < _MAX_SEEDS, f"config.num_seeds must be < {_MAX_SEEDS}")
-  sc.check_int_tuple(config, "num_drafts", 1, allow_empty=True)
+  need(1 <= config.top_k <= 512, f"config.top_k must be in [1, 512] for the matching study "
+       f"(distributions are compared on the union of the two top-k supports), got "
+       f"{config.top_k}")
+  need(config.num_seeds < _MAX_SEEDS, f"config.num_seeds must be < {_MAX_SEEDS}")
+  check_int_tuple(config, "num_drafts", 1, allow_empty=True)
   pairs = config.draft_temperature_pairs
-  sc.need(isinstance(pairs, (tuple, list)), "config.draft_temperature_pairs must be a tuple of "
-          f"temperature tuples, got {pairs!r}")
+  need(isinstance(pairs, (tuple, list)), "config.draft_temperature_pairs must be a tuple of "
+       f"temperature tuples, got {pairs!r}")
   for pair in pairs:
-    sc.need(isinstance(pair, (tuple, list)) and len(pair) >= 2,
-            f"config.draft_temperature_pairs: every entry must hold >= 2 temperatures (one per "
-            f"draft row), got {pair!r}")
+    need(isinstance(pair, (tuple, list)) and len(pair) >= 2,
+         f"config.draft_temperature_pairs: every entry must hold >= 2 temperatures (one per "
+         f"draft row), got {pair!r}")
     for t in pair:
-      sc.check_positive(t, "draft_temperature_pairs")
-  sc.need(len(config.num_drafts) + len(pairs) > 0,
-          "config.num_drafts and config.draft_temperature_pairs are both empty: nothing to run")
-  sc.check_positive(config.temperature, "temperature")
-  sc.check_int(config, "num_mc_samples", 1)
-  sc.check_int(config, "mc_positions_per_call", 1)
+      check_positive(t, "draft_temperature_pairs")
+  need(len(config.num_drafts) + len(pairs) > 0,
+       "config.num_drafts and config.draft_temperature_pairs are both empty: nothing to run")
+  check_positive(config.temperature, "temperature")
+  check_int(config, "num_mc_samples", 1)
+  check_int(config, "mc_positions_per_call", 1)
 
 
 # --------------------------------------------------------------------------
@@ -551,7 +552,7 @@ def _note(cfg, r0) -> str:
 
 def tables(results, *args) -> str:
   """Prints the matching table (mean over positions, then over seeds)."""
-  return sc.printed_tables(results, args, _note, _body)
+  return common.printed_tables(results, args, _note, _body)
 
 
 def main(argv=None) -> int:

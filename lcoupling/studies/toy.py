@@ -44,6 +44,7 @@ import numpy as np
 
 from lcoupling import bounds, core, parallel, plotting, verifiers
 from lcoupling.studies import common
+from lcoupling.validation import check_int, check_positive, check_range
 
 __all__ = ["validate", "run_point", "summarize", "plot", "random_pairs", "MC_METHODS",
            "EXACT_METHODS", "markdown_table", "coupling_table", "tables", "main"]
@@ -64,8 +65,7 @@ def validate(config) -> None:
     raise ValueError("config.alphabet_size must be <= 16 (the optimum alpha* enumerates all "
                      f"2**N subsets), got {config.alphabet_size}")
   for field in ("num_pairs", "num_samples", "num_coupling_pairs", "coupling_samples"):
-    if config[field] < 1:
-      raise ValueError(f"config.{field} must be >= 1, got {config[field]}")
+    check_int(config, field, 1)
   ks = tuple(config.num_drafts)
   if not ks:
     raise ValueError("config.num_drafts must list at least one list size K")
@@ -75,11 +75,8 @@ def validate(config) -> None:
   unknown = set(config.methods) - set(MC_METHODS)
   if unknown:
     raise ValueError(f"config.methods: unknown {sorted(unknown)}; choose from {MC_METHODS}")
-  if not config.dirichlet_alpha > 0:
-    raise ValueError(f"config.dirichlet_alpha must be > 0, got {config.dirichlet_alpha}")
-  lo, hi = config.coupling_alpha_range
-  if not 0 < lo < hi:
-    raise ValueError(f"config.coupling_alpha_range must be 0 < lo < hi, got {(lo, hi)}")
+  check_positive(config.dirichlet_alpha, "dirichlet_alpha")
+  check_range(config, "coupling_alpha_range", minimum=0, strict=True)
 
 
 def random_pairs(key, num_pairs: int, alphabet_size: int, alpha) -> tuple[jax.Array, jax.Array]:

@@ -7,6 +7,11 @@ Sweep points are drafters (``configs/train_drafter.py``)::
     {"drafter": "soft_bigram"}
     {"drafter": "early_exit", "layers": m, "adapter": "linear" | "block"}
 
+named in ``config.drafters`` by their drafter specs (``"soft_bigram"``,
+``"early_exit_linear:M"``, ``"early_exit_block:M"``;
+:func:`lcoupling.lm.drafters.parse_spec`; the old ``"linear:M"`` / ``"block:M"`` are
+still read, with a deprecation warning).
+
 Each point
 
 1. gets the **corpus** (shared by all points, cached in ``WORKDIR/corpus.json``):
@@ -32,7 +37,7 @@ Each point
    tokens over all target calls, the estimator used before) next to the i.i.d.
    estimate :math:`(1 - \alpha^{L+1}) / (1 - \alpha)`; and the cost of a drafter
    step relative to a target step (batch 1, medians of interleaved timed decode steps,
-   :func:`step_ms`).
+   :func:`lcoupling.specdec.metrics.step_ms`).
 
 Records: ``drafter`` (the name), ``spec``, ``layers``, ``adapter``, ``alpha``,
 ``alpha_full``, ``block_efficiency`` (+ ``_sem``), ``pooled_block_efficiency``,
@@ -45,21 +50,20 @@ from __future__ import annotations
 
 import json
 import pathlib
-import statistics
 import time
 import zlib
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lcoupling import plotting, results as results_lib, specdec
 from lcoupling.lm import distill, drafters
 from lcoupling.studies import common
 from lcoupling.studies import specdec_common as sc
+from lcoupling.validation import check_int, check_positive, check_range, need
 
 __all__ = ["validate", "run_point", "summarize", "plot", "tables", "drafter_name", "main",
-           "step_ms", "corpus"]
+           "corpus"]
 
 _CORPUS, _SPS, _TRAIN = 0, 1, 2  # key streams
 
@@ -75,42 +79,35 @@ def validate(config) -> None:
   sc.check_prompt_set(config, "prompts")
   for field in ("num_new_tokens", "num_seeds", "draft_length", "window", "teacher_top",
                 "timing_steps", "max_new_tokens", "corpus_batch_size"):
-    if config[field] < 1:
-      raise ValueError(f"config.{field} must be >= 1, got {config[field]}")
-  if not config.temperature > 0:
-    raise ValueError(f"config.temperature must be > 0, got {config.temperature}")
-  if config.top_k < 0:
-    raise ValueError(f"config.top_k must be >= 0, got {config.top_k}")
-  for field in ("train_prompts", "heldout_prompts"):
-    lo, hi = config[field]
-    if not 0 <= lo < hi:
-      raise ValueError(f"config.{field} must be a range (lo, hi) with 0 <= lo < hi, got "
-                       f"{(lo, hi)}")
-  a, b = config.train_prompts, config.heldout_prompts
-  if a[0] < b[1] and b[0] < a[1]:
-    raise ValueError(f"config.train_prompts {tuple(a)} and config.heldout_prompts {tuple(b)} "
-                     "overlap: the held-out prompts must be unseen")
-  if not config.drafters:
-    raise ValueError("config.drafters must list at least one drafter")
+    check_int(config, field, 1)
+  check_positive(config.temperature, "temperature")
+  check_int(config, "top_k", 0)
+  a = check_range(config, "train_prompts", minimum=0)
+  b = check_range(config, "heldout_prompts", minimum=0)
+  need(not (a[0] < b[1] and b[0] < a[1]), f"config.train_prompts {a} and config.heldout_prompts "
+       f"{b} overlap: the held-out prompts must be unseen")
+  need(len(config.drafters) > 0, "config.drafters must list at least one drafter")
   for spec in config.drafters:
     _parse(spec)
-  t = config.train
   for field in ("steps", "batch_size", "save_every"):
-    if t[field] < 1:
-      raise ValueError(f"config.train.{field} must be >= 1, got {t[field]}")
-  if not t.learning_rate > 0:
-    raise ValueError(f"config.train.learning_rate must be > 0, got {t.learning_rate}")
+    check_int(config, f"train.{field}", 1)
+  check_positive(config.train.learning_rate, "train.learning_rate")
 
 
 def _parse(spec: str) -> dict:
-  """``"soft_bigram"`` | ``"linear:M"`` | ``"block:M"`` -> a sweep point."""
-  if spec == "soft_bigram":
+  """A drafter spec of :func:`lcoupling.lm.drafters.parse_spec` (``"soft_bigram"``,
+  ``"early_exit_linear:M"``, ``"early_exit_block:M"``) -> a sweep point."""
+  try:
+    kind, m = drafters.parse_spec(spec)
+  except (TypeError, ValueError):
+    kind, m = None, None
+  if kind == "soft_bigram":
     return {"drafter": "soft_bigram"}
-  kind, _, m = str(spec).partition(":")
-  if kind in drafters.ADAPTERS and m.isdigit() and int(m) >= 1:
-    return {"drafter": "early_exit", "layers": int(m), "adapter": kind}
-  raise ValueError(f"config.drafters: unknown drafter {spec!r}; use 'soft_bigram', 'linear:M' "
-                   "or 'block:M' (M = target blocks the drafter runs)")
+  if kind in drafters.EARLY_EXIT:
+    return {"drafter": "early_exit", "layers": m, "adapter": kind[len("early_exit_"):]}
+  raise ValueError(f"config.drafters: unknown drafter {spec!r}; use 'soft_bigram', "
+                   "'early_exit_linear:M' or 'early_exit_block:M' (M = target blocks the drafter "
+                   "runs)")
 
 
 def sweep(config) -> list[dict]:
@@ -179,34 +176,6 @@ def _build(key, llm, point, train_seqs, config, directory: pathlib.Path, progres
   return drafter
 
 
-def step_ms(models: dict, *, steps: int, batch: int = 1, length: int = 256) -> dict[str, float]:
-  """Median wall-clock ms of a one-token cached decode step of each model (compiled first).
-
-  The models' steps are interleaved (one step of each, ``steps`` rounds), so
-  that on a shared machine every model is timed under the same load and their
-  ratios mean something (``benchmarks/drafters.py`` uses it for the saved drafters).
-
-  Args:
-    models: name -> model with the decoder interface (``init_cache``, ``__call__``).
-    steps: timed rounds.
-    batch: rows per step.
-    length: cache length; the step writes position ``length // 2``.
-  """
-  step = jax.jit(lambda m, c, t, p: m(t, c, p))
-  tokens = jnp.ones((batch, 1), jnp.int32)
-  pos = jnp.full((batch,), length // 2, jnp.int32)
-  caches = {name: m.init_cache(batch, length) for name, m in models.items()}
-  for name, m in models.items():
-    jax.block_until_ready(step(m, caches[name], tokens, pos))
-  times = {name: [] for name in models}
-  for _ in range(steps):
-    for name, m in models.items():
-      t0 = time.perf_counter()
-      jax.block_until_ready(step(m, caches[name], tokens, pos))
-      times[name].append(time.perf_counter() - t0)
-  return {name: 1e3 * statistics.median(t) for name, t in times.items()}
-
-
 def _sps_block_efficiency(key, llm, drafter, heldout, config, done=lambda: None):
   """Block efficiency of single-draft speculative sampling per seed (held-out prompts):
   ``(paper, pooled)`` lists, the mean over prompts of tokens / target calls
@@ -217,26 +186,23 @@ def _sps_block_efficiency(key, llm, drafter, heldout, config, done=lambda: None)
   """
   prompts = [e["tokens"][:e["prompt_length"]] for e in heldout]
   buf, lengths = distill.pad_prompts(prompts, multiple=64)
+  index = jnp.asarray([e["index"] for e in heldout], jnp.uint32)
 
-  @jax.jit
-  def run(keys, buf, lengths):
-    return jax.vmap(lambda k, b, n: specdec.generate(
-        k, llm.model, b, prompt_length=n, scheme="sps", drafter=drafter, num_drafts=1,
-        draft_length=config.draft_length, max_new_tokens=config.max_new_tokens,
-        temperature=config.temperature, top_k=config.top_k, eos_id=llm.tokenizer.eos_id))(
-            keys, buf, lengths)
-
-  per_seed, pooled = [], []
-  for seed in range(config.num_seeds):
+  def seed_keys(seed):  # prompt i of seed s: fold_in(fold_in(fold_in(key, SPS), s), i)
     k = jax.random.fold_in(jax.random.fold_in(key, _SPS), seed)
-    keys = jax.vmap(lambda e: jax.random.fold_in(k, e))(
-        jnp.asarray([e["index"] for e in heldout], jnp.uint32))
-    gen = run(keys, jnp.asarray(buf), jnp.asarray(lengths))
-    per_seed.append(float(specdec.metrics.block_efficiency_per_seed(gen.length[None],
-                                                                    gen.num_target_calls[None])[0]))
-    pooled.append(specdec.metrics.pooled_block_efficiency(gen))
-    done()
-  return per_seed, pooled
+    return jax.vmap(lambda i: jax.random.fold_in(k, i))(index)
+
+  keys = jnp.stack([seed_keys(s) for s in range(config.num_seeds)])
+  # one chunk per seed (batch_size = the number of prompts): done() after each seed
+  gen = specdec.metrics.batched_generate(
+      keys, llm.model, buf, lengths, batch_size=len(heldout), progress=lambda _: done(),
+      scheme="sps", drafter=drafter, num_drafts=1, draft_length=config.draft_length,
+      max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_k=config.top_k,
+      eos_id=llm.tokenizer.eos_id)
+  per_seed = specdec.metrics.block_efficiency_per_seed(gen.length, gen.num_target_calls)
+  pooled = [specdec.metrics.pooled_block_efficiency(jax.tree.map(lambda a, s=s: a[s], gen))
+            for s in range(config.num_seeds)]
+  return [float(b) for b in per_seed], pooled
 
 
 def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
@@ -270,7 +236,7 @@ def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
     be, be_pooled = _sps_block_efficiency(key, llm, drafter, heldout, config, bar.update)
     be_mean, be_sem = common.mean_sem(be)
     bar.update()
-    ms = step_ms({"draft": drafter, "target": llm.model}, steps=config.timing_steps)
+    ms = specdec.metrics.step_ms({"draft": drafter, "target": llm.model}, steps=config.timing_steps)
     draft_ms, target_ms = ms["draft"], ms["target"]
     bar.update()
   length = config.draft_length
@@ -310,14 +276,17 @@ def plot(results, figdir) -> list[pathlib.Path]:
 
 
 def tables(results) -> str:
-  """The drafters' table (markdown)."""
+  """The drafters' table (markdown): block efficiency by the paper's estimator (per prompt, then
+  over seeds; ± SEM) and pooled (all tokens over all target calls, the study's earlier value)."""
   recs = common.records(results)
   L = results["meta"]["config"]["draft_length"]
-  lines = [f"| drafter | α (top-k) | α (full) | BE sps L={L} | BE iid estimate | step / target |",
-           "|---|---|---|---|---|---|"]
+  lines = [f"| drafter | α (top-k) | α (full) | BE sps L={L} | BE pooled | BE iid estimate "
+           "| step / target |", "|---|---|---|---|---|---|---|"]
   for r in recs:
+    pooled = r.get("pooled_block_efficiency")  # absent in records of older runs
     lines.append(f"| {r['drafter']} | {r['alpha']:.3f} | {r['alpha_full']:.3f} | "
                  f"{common.fmt_mean_sem(r['block_efficiency'], r['block_efficiency_sem'], 3)} | "
+                 f"{'—' if pooled is None else f'{pooled:.3f}'} | "
                  f"{r['block_efficiency_iid']:.3f} | {r['cost_ratio']:.2f} |")
   return "\n".join(lines)
 

@@ -78,6 +78,7 @@ from lcoupling.studies.image_codec.evaluation import (CODEC_SEED, CROP_SEED, EVA
                                                       trial_key, trial_outputs)
 from lcoupling.studies.image_codec.report import (PAPER_MSE_K1, main, markdown_table, plot,
                                                   reference_table, tables)
+from lcoupling.validation import check_choice, is_int, is_number, need
 
 __all__ = [
     "STUDY_NAMES",
@@ -215,63 +216,49 @@ def train_mean_source(config) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 
-def _need(cond, msg):
-  if not cond:
-    raise ValueError(msg)
-
-
-def _is_int(v):
-  return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _is_num(v):
-  return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-
 def validate(config) -> None:
   """Raises ``ValueError`` naming the config field for any bad value."""
   ds = dataset_of(config)
   geometry = data_lib.geometry_of(ds.image_shape)
   for f in ("data_dir", "checkpoint_dir"):
-    _need(isinstance(config.get(f), str) and config.get(f),
+    need(isinstance(config.get(f), str) and config.get(f),
           f"config.{f} must be a non-empty string, got {config.get(f)!r}")
-  _need(config.get("data_source") in ds.sources,
+  need(config.get("data_source") in ds.sources,
         f"config.data_source must be one of {ds.sources} for {ds.name}, got {config.get('data_source')!r}")
   for f, split in (("num_train_images", "train"), ("num_test_images", "test")):
     v, hi = config.get(f), ds.split_sizes[split]
-    _need(_is_int(v) and 0 <= v <= hi, f"config.{f} must be an int in 0..{hi} (0 = all), got {v!r}")
+    need(is_int(v) and 0 <= v <= hi, f"config.{f} must be an int in 0..{hi} (0 = all), got {v!r}")
   c = config.get("crop_size")
-  _need(_is_int(c) and 1 <= c <= geometry.max_crop,
+  need(is_int(c) and 1 <= c <= geometry.max_crop,
         f"config.crop_size must be an int in 1..{geometry.max_crop}, got {c!r}")
   betas = tuple(config.get("betas") or ())
-  _need(len(betas) >= 1, "config.betas must not be empty")
+  need(len(betas) >= 1, "config.betas must not be empty")
   for b in betas:
-    _need(_is_num(b) and math.isfinite(b) and b >= 0, f"config.betas: values must be finite and >= 0, got {b!r}")
-  _need(len(set(betas)) == len(betas), f"config.betas has duplicates: {betas}")
+    need(is_number(b) and math.isfinite(b) and b >= 0, f"config.betas: values must be finite and >= 0, got {b!r}")
+  need(len(set(betas)) == len(betas), f"config.betas has duplicates: {betas}")
   grid = tuple(config.get("num_codewords_grid") or ())
-  _need(len(grid) >= 1, "config.num_codewords_grid (N values) must not be empty")
+  need(len(grid) >= 1, "config.num_codewords_grid (N values) must not be empty")
   for n in grid:
-    _need(_is_int(n) and n >= 1, f"config.num_codewords_grid: every N must be an int >= 1, got {n!r}")
-  _need(len(set(grid)) == len(grid), f"config.num_codewords_grid has duplicates: {grid}")
+    need(is_int(n) and n >= 1, f"config.num_codewords_grid: every N must be an int >= 1, got {n!r}")
+  need(len(set(grid)) == len(grid), f"config.num_codewords_grid has duplicates: {grid}")
   rates = codec.check_rates(config.get("num_bins"), "config.num_bins")
   for f in ("num_decoders", "num_repeats", "chunk_size"):
     v = config.get(f)
-    _need(_is_int(v) and v >= 1, f"config.{f} must be an int >= 1, got {v!r}")
-  _need(_is_int(config.get("num_examples")) and config.num_examples >= 0,
+    need(is_int(v) and v >= 1, f"config.{f} must be an int >= 1, got {v!r}")
+  need(is_int(config.get("num_examples")) and config.num_examples >= 0,
         f"config.num_examples must be an int >= 0, got {config.get('num_examples')!r}")
-  _need(config.get("example_num_bins") in rates,
+  need(config.get("example_num_bins") in rates,
         f"config.example_num_bins must be one of config.num_bins {rates}, got "
         f"{config.get('example_num_bins')!r}")
-  _need(config.get("fixed_num_codewords") in grid,
+  need(config.get("fixed_num_codewords") in grid,
         f"config.fixed_num_codewords must be in config.num_codewords_grid {grid}, got "
         f"{config.get('fixed_num_codewords')!r}")
-  _need(config.get("fixed_beta") in betas,
+  need(config.get("fixed_beta") in betas,
         f"config.fixed_beta must be in config.betas {betas}, got {config.get('fixed_beta')!r}")
-  _need(config.prng_impl in ("threefry2x32", "rbg", "unsafe_rbg"),
-        f"config.prng_impl must be threefry2x32, rbg or unsafe_rbg, got {config.prng_impl!r}")
-  _need("train" in config, "config.train (the VAE training fields) is required")
+  check_choice(config, "prng_impl", ("threefry2x32", "rbg", "unsafe_rbg"))
+  need("train" in config, "config.train (the VAE training fields) is required")
   jb = config.train.get("joint_betas", False)
-  _need(isinstance(jb, bool), f"config.train.joint_betas must be a bool, got {jb!r}")
+  need(isinstance(jb, bool), f"config.train.joint_betas must be a bool, got {jb!r}")
   try:
     train_lib.validate_config(train_config(config, betas[0]))
   except TypeError as e:
@@ -308,7 +295,7 @@ def run_point(key, config, point, *, mesh=None, progress=False):
   """
   validate(config)
   beta = float(point["beta"])
-  _need(math.isfinite(beta) and beta >= 0, f"sweep point beta must be finite and >= 0, got {beta!r}")
+  need(math.isfinite(beta) and beta >= 0, f"sweep point beta must be finite and >= 0, got {beta!r}")
   t0 = time.perf_counter()
   model, train_seconds = load_model(config, beta, key=key, train_if_missing=True, progress=progress)
   images = load_images(config, "test")
