@@ -18,6 +18,13 @@ measured times: README, "Run times"):
   python -m experiments.run --config configs/train_drafter.py --workdir runs/train_drafter
   python -m lcoupling.studies.train_drafter runs/train_drafter                                          # the table
 
+``:qwen_quick`` measures the paper's own kind of drafter the same way: the
+Qwen2.5-Coder-0.5B-Instruct checkpoint (``model:qwen2.5-coder-0.5b``, loaded,
+not built) for the Qwen2.5-Coder-1.5B-Instruct target (``make lm-qwen`` first),
+in bfloat16, on held-out prompts 110-115 (CPU minutes)::
+
+  python -m experiments.run --config configs/train_drafter.py:qwen_quick --workdir runs/train_drafter_qwen_quick
+
 Reproduces no paper table: the paper's drafters are public checkpoints (e.g.
 Qwen2.5-0.5B for Qwen2.5-7B); this measures ours (acceptance alpha, single-draft
 block efficiency at L = 4, and step cost relative to the target).
@@ -27,7 +34,7 @@ import ml_collections
 
 from lcoupling.studies import train_drafter
 
-VARIANTS = ("quick",)
+VARIANTS = ("quick", "qwen_quick")
 #: Changing only these fields extends (or shrinks) a finished run.
 SWEEP_FIELDS = ("drafters",)
 
@@ -75,6 +82,19 @@ def get_config(arg=None):
     c.num_new_tokens = 64
     c.drafters = ("soft_bigram", "early_exit_linear:4", "early_exit_block:4")
     c.train.steps = 300
+    c.num_seeds = 2
+    c.max_new_tokens = 32
+    c.timing_steps = 10
+  if arg == "qwen_quick":
+    c.name = "train_drafter_qwen_quick"
+    c.description = ("The Qwen2.5-Coder-0.5B-Instruct checkpoint as the drafter of "
+                     "Qwen2.5-Coder-1.5B-Instruct: acceptance, block efficiency and cost.")
+    c.target = "qwen2.5-coder-1.5b"
+    c.dtype = "bfloat16"
+    c.drafters = ("model:qwen2.5-coder-0.5b",)
+    c.heldout_prompts = (110, 116)
+    c.num_new_tokens = 64
+    c.corpus_batch_size = 6
     c.num_seeds = 2
     c.max_new_tokens = 32
     c.timing_steps = 10

@@ -96,3 +96,31 @@ def test_old_drafter_spellings_give_the_same_sweep():
   messages = {str(w.message) for w in caught}
   assert "drafter spec 'linear:4' is deprecated: write 'early_exit_linear:4'" in messages
   assert "drafter spec 'block:4' is deprecated: write 'early_exit_block:4'" in messages
+
+
+def test_model_drafter_point(tiny, tmp_path):
+  """``model:SPEC`` in config.drafters: another checkpoint, loaded (not built or saved), measured
+  on the held-out prompts only (the corpus holds no training part); the record's spec loads it."""
+  overrides = {
+      "target": f"hf:{tiny / 'model'}", "prompts": f"jsonl:{tiny / 'prompts.jsonl'}",
+      "train_prompts": (0, 5), "heldout_prompts": (5, 8), "num_new_tokens": 6,
+      "corpus_batch_size": 3, "drafters": (f"model:hf:{tiny / 'model'}",), "draft_length": 2,
+      "num_seeds": 2, "max_new_tokens": 6, "timing_steps": 2}
+  exp = runner.load_experiment("train_drafter:quick", overrides)
+  assert list(exp.sweep) == [{"drafter": "model", "spec": f"hf:{tiny / 'model'}"}]
+  res = runner.run(exp, tmp_path, progress=False)
+  (rec,) = res["records"]
+  assert rec["drafter"].startswith("model_hf_") and "/" not in rec["drafter"]
+  assert rec["spec"] == f"model:hf:{tiny / 'model'}" and rec["path"] is None
+  # the target drafting for itself: every draft is accepted
+  assert rec["alpha"] == pytest.approx(1.0, abs=1e-5) and rec["block_efficiency"] == 3.0
+  corpus = json.loads((tmp_path / "drafters" / "corpus.json").read_text())
+  assert "train" not in corpus and len(corpus["heldout"]) == 3
+  assert not (tmp_path / "drafters" / rec["drafter"]).exists()
+
+
+def test_qwen_quick_variant():
+  exp = runner.load_experiment("train_drafter:qwen_quick", {})
+  assert exp.config.target == "qwen2.5-coder-1.5b" and exp.config.dtype == "bfloat16"
+  assert list(exp.sweep) == [{"drafter": "model", "spec": "qwen2.5-coder-0.5b"}]
+  assert train_drafter.drafter_name(exp.sweep[0]) == "model_qwen2.5-coder-0.5b"

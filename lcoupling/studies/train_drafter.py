@@ -6,6 +6,7 @@ Sweep points are drafters (``configs/train_drafter.py``)::
 
     {"drafter": "soft_bigram"}
     {"drafter": "early_exit", "layers": m, "adapter": "linear" | "block"}
+    {"drafter": "model", "spec": SPEC}     # another checkpoint (model:SPEC), measured only
 
 named in ``config.drafters`` by their drafter specs (``"soft_bigram"``,
 ``"early_exit_linear:M"``, ``"early_exit_block:M"``;
@@ -27,6 +28,9 @@ Each point
    (:func:`~lcoupling.lm.distill.train_adapter`, ``config.train``; resumable:
    orbax checkpoints under the drafter's directory); saves it to
    ``config.output_dir/NAME`` (the studies load it as ``dir:config.output_dir/NAME``);
+   a ``model:SPEC`` drafter (e.g. ``model:qwen2.5-coder-0.5b`` for the 1.5B target)
+   is loaded (:func:`lcoupling.lm.load`, the target's dtype), neither built
+   nor saved, and needs no training corpus;
 3. measures on the held-out sequences the mean per-token acceptance
    :math:`\alpha = \mathbb E \sum_x \min(p, q)` at the study's temperature and
    top-k (``alpha``) and without top-k (``alpha_full``); the block efficiency of
@@ -50,6 +54,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import time
 import zlib
 
@@ -69,9 +74,12 @@ _CORPUS, _SPS, _TRAIN = 0, 1, 2  # key streams
 
 
 def drafter_name(point) -> str:
-  """``soft_bigram`` or ``early_exit_{adapter}_m{layers}``: the drafter's directory name."""
+  """``soft_bigram``, ``early_exit_{adapter}_m{layers}`` or ``model_{SPEC}``: the drafter's name
+  (and directory name: characters other than letters, digits, ``.``, ``-`` become ``_``)."""
   if point["drafter"] == "soft_bigram":
     return "soft_bigram"
+  if point["drafter"] == "model":
+    return "model_" + re.sub(r"[^A-Za-z0-9.-]+", "_", point["spec"])
   return f"early_exit_{point['adapter']}_m{point['layers']}"
 
 
@@ -105,9 +113,11 @@ def _parse(spec: str) -> dict:
     return {"drafter": "soft_bigram"}
   if kind in drafters.EARLY_EXIT:
     return {"drafter": "early_exit", "layers": m, "adapter": kind[len("early_exit_"):]}
+  if kind == "model":
+    return {"drafter": "model", "spec": m}
   raise ValueError(f"config.drafters: unknown drafter {spec!r}; use 'soft_bigram', "
                    "'early_exit_linear:M' or 'early_exit_block:M' (M = target blocks the drafter "
-                   "runs)")
+                   "runs), or 'model:SPEC' (another checkpoint with the target's tokenizer)")
 
 
 def sweep(config) -> list[dict]:
@@ -115,25 +125,30 @@ def sweep(config) -> list[dict]:
   return [_parse(s) for s in config.drafters]
 
 
-def corpus(key, config, cache_file: pathlib.Path | None = None, *, progress: bool = False
-           ) -> dict:
+def corpus(key, config, cache_file: pathlib.Path | None = None, *, progress: bool = False,
+           parts=("train", "heldout")) -> dict:
   """The training / held-out sequences (prompt + target continuation), cached in ``cache_file``.
 
-  Returns ``{"settings": ..., "train": [...], "heldout": [...]}``, each entry
+  Returns ``{"settings": ..., "train": [...], "heldout": [...]}`` (the ``parts``
+  asked for, and whatever else the cache holds), each entry
   ``{"index", "prompt_length", "tokens"}``. Prompt ``i`` (of the whole prompt
-  list) is continued with ``fold_in(fold_in(key, CORPUS), i)``.
+  list) is continued with ``fold_in(fold_in(key, CORPUS), i)``, so a part
+  computed later is the one computed first.
   """
   settings = _corpus_settings(config)
+  out = {"settings": settings}
   if cache_file is not None and cache_file.is_file():
     data = json.loads(cache_file.read_text())
     if data.get("settings") == settings:
-      return data
+      out = data
+  missing = [part for part in parts if part not in out]
+  if not missing:
+    return out
   from lcoupling import parallel  # noqa: PLC0415
 
   llm = sc.load_target(config)
   texts = sc.prompt_texts(config.prompts, config.prompt_field, config.data_dir)
-  out = {"settings": settings}
-  for part in ("train", "heldout"):
+  for part in missing:
     lo, hi = config[f"{part}_prompts"]
     if hi > len(texts):
       raise ValueError(f"config.{part}_prompts ends at {hi} but there are {len(texts)} prompts")
@@ -158,6 +173,9 @@ def _corpus_settings(config) -> dict:
 
 
 def _build(key, llm, point, train_seqs, config, directory: pathlib.Path, progress: bool):
+  if point["drafter"] == "model":
+    return distill.load_drafter(f"model:{point['spec']}", llm.model, data_dir=config.data_dir,
+                                dtype=llm.config.dtype)
   if point["drafter"] == "soft_bigram":
     return distill.build_soft_bigram(llm.model, train_seqs)
   m = point["layers"]
@@ -209,8 +227,10 @@ def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
   del mesh
   workdir = pathlib.Path(config.output_dir)
   llm = sc.load_target(config)
-  data = corpus(key, config, workdir / "corpus.json", progress=progress)
-  train_seqs = [e["tokens"] for e in data["train"]]
+  model_drafter = point["drafter"] == "model"
+  data = corpus(key, config, workdir / "corpus.json", progress=progress,
+                parts=("heldout",) if model_drafter else ("train", "heldout"))
+  train_seqs = [] if model_drafter else [e["tokens"] for e in data["train"]]
   name = drafter_name(point)
   directory = workdir / name
   t0 = time.perf_counter()
@@ -218,9 +238,10 @@ def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
   drafter = _build(train_key, llm, point, train_seqs,
                    config, directory, progress)
   build_seconds = time.perf_counter() - t0
-  distill.save_drafter(directory, drafter, {
-      "name": name, "target": config.target, "hidden_size": llm.config.hidden_size,
-      "num_train_sequences": len(train_seqs)})
+  if not model_drafter:
+    distill.save_drafter(directory, drafter, {
+        "name": name, "target": config.target, "hidden_size": llm.config.hidden_size,
+        "num_train_sequences": len(train_seqs)})
   heldout = data["heldout"]
   seqs, starts = [e["tokens"] for e in heldout], [e["prompt_length"] for e in heldout]
   from lcoupling import parallel  # noqa: PLC0415
@@ -241,14 +262,16 @@ def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
     bar.update()
   length = config.draft_length
   return [{
-      "drafter": name, "spec": f"dir:{directory}", "layers": point.get("layers"),
+      "drafter": name, "spec": f"model:{point['spec']}" if model_drafter else f"dir:{directory}",
+      "layers": point.get("layers"),
       "adapter": point.get("adapter"),
       "alpha": alpha, "alpha_full": alpha_full, "block_efficiency": be_mean,
       "block_efficiency_sem": be_sem, "pooled_block_efficiency": common.mean_sem(be_pooled)[0],
-      "block_efficiency_iid": (1 - alpha ** (length + 1)) / (1 - alpha),
+      # (1 - α^(L+1)) / (1 - α), summed so that α = 1 gives L + 1
+      "block_efficiency_iid": sum(alpha ** i for i in range(length + 1)),
       "draft_step_ms": draft_ms, "target_step_ms": target_ms, "cost_ratio": draft_ms / target_ms,
       "build_seconds": build_seconds,
-      "num_train_tokens": int(sum(len(s) for s in train_seqs)), "path": str(directory)}]
+      "num_train_tokens": int(sum(len(s) for s in train_seqs)), "path": None if model_drafter else str(directory)}]
 
 
 def summarize(config, point_records) -> list[dict]:
