@@ -212,3 +212,17 @@ def test_dense_layout_and_single_row(dtype, lead):
     stacked = jnp.concatenate([one, jnp.ones((3, 48), dtype)])
     np.testing.assert_array_equal(np.asarray(dense(one, w, jnp.float32)),
                                   np.asarray(dense(stacked, w, jnp.float32))[:1])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_embed_lookup_is_take_without_a_float32_table(dtype):
+  """The same rows as ``jnp.take``; compiled, a bfloat16 lookup holds no float32 copy of the
+  table (XLA's CPU backend converts a bfloat16 table before a plain gather)."""
+  from lcoupling.lm.model import embed_lookup
+  table = jnp.asarray(np.random.default_rng(0).normal(size=(97, 24)), dtype)
+  tokens = jnp.array([[3, 96, 0], [5, 5, 1]])
+  np.testing.assert_array_equal(np.asarray(embed_lookup(table, tokens), np.float32),
+                                np.asarray(jnp.take(table, tokens, axis=0), np.float32))
+  hlo = jax.jit(embed_lookup).lower(table, tokens).compile().as_text()
+  if dtype == "bfloat16":
+    assert "f32[97,24]" not in hlo

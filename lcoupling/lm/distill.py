@@ -52,7 +52,7 @@ from lcoupling import results
 from lcoupling.lm import drafters as drafters_lib
 from lcoupling.lm import sampling
 from lcoupling.lm.drafters import Adapter, EarlyExit
-from lcoupling.lm.model import Llama, decoder_stack
+from lcoupling.lm.model import Llama, decoder_stack, embed_lookup
 
 __all__ = ["TeacherData", "teacher_data", "fit_linear", "train_adapter",
            "acceptance", "save_drafter", "load_drafter", "build_soft_bigram", "pad_prompts",
@@ -112,7 +112,7 @@ def teacher_data(target: Llama, sequences: Sequence[Sequence[int]], num_layers: 
   def one(tokens):
     t = tokens.shape[1]
     pos = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), tokens.shape)
-    x = jnp.take(target.embed[...], tokens, axis=0)
+    x = embed_lookup(target.embed[...], tokens)
     h = decoder_stack(head_params, c.replace(num_layers=num_layers), x, pos, None, pos)[0]
     final = decoder_stack(tail_params, c.replace(num_layers=c.num_layers - num_layers), h, pos,
                           None, pos)[0]

@@ -58,7 +58,7 @@ import numpy as np
 from flax import nnx
 
 from lcoupling.lm.markov import PreviousTokenLM
-from lcoupling.lm.model import Llama, LlamaConfig, check_tokens, decoder_stack
+from lcoupling.lm.model import Llama, LlamaConfig, check_tokens, decoder_stack, embed_lookup
 
 __all__ = ["SoftBigram", "EarlyExit", "Adapter", "soft_bigram", "fit_linear_adapter", "parse_spec",
            "canonical_spec", "ADAPTERS", "EARLY_EXIT", "TRAINING_FREE"]
@@ -240,7 +240,7 @@ class EarlyExit(nnx.Module):
     q_pos = jnp.asarray(positions, jnp.int32)[:, None] + jnp.arange(t, dtype=jnp.int32)
     s = cache[0].k.shape[2]
     k_pos = jnp.broadcast_to(jnp.arange(s, dtype=jnp.int32), (b, s))
-    x = jnp.take(self.embed[...], tokens, axis=0)
+    x = embed_lookup(self.embed[...], tokens)
     x, trunk_cache = decoder_stack(self.trunk.get_value(), self.config, x, q_pos, cache[0], k_pos)
     x, block_cache = self._adapt(x, q_pos, cache[1], k_pos)
     return self.head(x), (trunk_cache, block_cache)
@@ -253,7 +253,7 @@ class EarlyExit(nnx.Module):
     """Cache-free residual stream after the drafter's ``m`` target blocks, ``[B, T, d]``."""
     b, t = tokens.shape
     pos = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
-    x = jnp.take(self.embed[...], tokens, axis=0)
+    x = embed_lookup(self.embed[...], tokens)
     return decoder_stack(self.trunk.get_value(), self.config, x, pos, None, pos)[0]
 
   def adapt(self, features):
