@@ -13,10 +13,11 @@ RUNS   ?= runs
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?= --durations=20
 # Two pytest-xdist workers (the 2-core CI machine); a module's tests stay on one worker, so its
-# module-scoped fixtures (tiny checkpoints, trained models, study runs) are built once.
+# module-scoped fixtures (tiny checkpoints, trained models, study runs) are built once; modules
+# are handed out slowest first (tests/conftest.py: SLOWEST_MODULES_FIRST), not most tests first.
 # PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 2
-PYTEST_XDIST = -n $(PYTEST_WORKERS) --dist loadscope
+PYTEST_XDIST = -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: setup data lm lm-qwen demo test test-all test-tf bench gpu-paper figures clean-runs help
 help:

@@ -102,8 +102,14 @@ def test_load_drafter_refuses_a_trained_kind(target):
 def test_soft_bigram_is_the_mean_target_distribution(target):
   corpus = _corpus()
   sb = distill.build_soft_bigram(target, corpus, top=CFG.vocab_size, teacher_top=CFG.vocab_size)
+  # the reference: one jitted pass over the corpus right-padded to one length (causal: the
+  # padding does not change a row's first len(s) logits), not one eager pass per sequence
+  padded = np.zeros((len(corpus), max(map(len, corpus))), np.int32)
+  for i, s in enumerate(corpus):
+    padded[i, :len(s)] = s
+  logits = np.asarray(jax.jit(target.logits)(jnp.asarray(padded)))
   probs = np.asarray(jax.nn.softmax(
-      jnp.concatenate([target.logits(jnp.asarray([s]))[0] for s in corpus]), -1), np.float64)
+      np.concatenate([logits[i, :len(s)] for i, s in enumerate(corpus)]), -1), np.float64)
   prev = np.concatenate([np.asarray(s) for s in corpus])
   a = int(prev[0])
   expected = probs[prev == a].mean(0)
@@ -170,6 +176,90 @@ def test_built_drafters_are_cached(target, tmp_path):
     np.testing.assert_array_equal(a.logits(tokens), b.logits(tokens))
   with pytest.raises(ValueError, match="pass corpus="):
     distill.load_drafter("early_exit_linear:2", target)
+
+
+def _arrays(drafter) -> list[np.ndarray]:
+  if isinstance(drafter, drafters.SoftBigram):
+    return [np.asarray(drafter.ids[...]), np.asarray(drafter.log_probs[...])]
+  return [np.asarray(drafter.adapter_w[...]), np.asarray(drafter.adapter_b[...])]
+
+
+def test_linear_build_equals_fit_on_teacher_data(target):
+  """The cached build's regression rows (no teacher head) give fit_linear's adapter exactly."""
+  corpus = _corpus(10) + [list(range(40)) * 8]  # one sequence longer than the 256-token window
+  built = distill._early_exit_linear(target, corpus, 1)
+  fitted = distill.fit_linear(drafters.EarlyExit(target, 1, adapter="linear"),
+                              distill.teacher_data(target, corpus, 1))
+  for x, y in zip(_arrays(built), _arrays(fitted)):
+    assert np.array_equal(x, y)
+
+
+class _Interrupt(KeyboardInterrupt):
+  pass
+
+
+@pytest.mark.parametrize("spec", ["soft_bigram", "early_exit_linear:1"])
+def test_interrupted_build_resumes_bit_identically(target, tmp_path, monkeypatch, capsys, spec):
+  """Ctrl-C in the middle of a build keeps its finished parts; the rerun computes only the rest
+  and builds the same drafter, array for array, as an uninterrupted build."""
+  corpus = _corpus(2 * distill.BUILD_PART + 3)  # three parts
+  whole = distill.load_drafter(spec, target, corpus=corpus, cache_dir=tmp_path / "a",
+                               progress=False)
+  assert not (tmp_path / "a" / spec.replace(":", "_") / "partial").exists()
+  assert capsys.readouterr().err == ""  # progress=False: silent
+  passes = []
+  padded = distill._padded
+
+  def counting(seq, bucket, stop=None):
+    passes.append(len(seq))
+    if stop is not None and len(passes) > stop:
+      raise _Interrupt
+    return padded(seq, bucket)
+
+  stop = distill.BUILD_PART + 2  # interrupted in the second part
+  monkeypatch.setattr(distill, "_padded", lambda seq, bucket: counting(seq, bucket, stop))
+  with pytest.raises(_Interrupt):
+    distill.load_drafter(spec, target, corpus=corpus, cache_dir=tmp_path / "b", progress=False)
+  work = tmp_path / "b" / spec.replace(":", "_") / "partial"
+  assert sorted(f.name for f in work.iterdir()) == ["build.json", "part_00000.npz"]
+  assert not (work.parent / "drafter.json").exists()
+  passes.clear()
+  monkeypatch.setattr(distill, "_padded", lambda seq, bucket: counting(seq, bucket))
+  resumed = distill.load_drafter(spec, target, corpus=corpus, cache_dir=tmp_path / "b",
+                                 progress=True)
+  assert len(passes) == len(corpus) - distill.BUILD_PART  # the saved part is not recomputed
+  err = capsys.readouterr().err
+  assert f"building drafter {spec}" in err
+  assert f"resuming: {distill.BUILD_PART} of {len(corpus)} sequences done" in err
+  assert not work.exists()  # the parts are dropped once the drafter is saved
+  for x, y in zip(_arrays(resumed), _arrays(whole), strict=True):
+    assert np.array_equal(x, y)
+  for x, y in zip(_arrays(distill.load_drafter(spec, target, cache_dir=tmp_path / "b")),
+                  _arrays(whole), strict=True):
+    assert np.array_equal(x, y)
+
+
+def test_parts_of_another_build_are_not_reused(target, tmp_path, monkeypatch):
+  """Saved parts of an interrupted build on another corpus are discarded, not mixed in."""
+  spec = "early_exit_linear:1"
+  other, corpus = _corpus(2 * distill.BUILD_PART, seed=1), _corpus(2 * distill.BUILD_PART)
+  padded, passes = distill._padded, []
+
+  def stop_after_one_part(seq, bucket):
+    passes.append(1)
+    if len(passes) > distill.BUILD_PART:
+      raise _Interrupt
+    return padded(seq, bucket)
+
+  monkeypatch.setattr(distill, "_padded", stop_after_one_part)
+  with pytest.raises(_Interrupt):
+    distill.load_drafter(spec, target, corpus=other, cache_dir=tmp_path, progress=False)
+  assert (tmp_path / "early_exit_linear_1" / "partial" / "part_00000.npz").is_file()
+  monkeypatch.setattr(distill, "_padded", padded)
+  got = distill.load_drafter(spec, target, corpus=corpus, cache_dir=tmp_path, progress=False)
+  want = distill.load_drafter(spec, target, corpus=corpus, progress=False)  # not cached
+  for x, y in zip(_arrays(got), _arrays(want), strict=True):
+    assert np.array_equal(x, y)
 
 
 def test_drafters_run_in_speculative_decoding(target):

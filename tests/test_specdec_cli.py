@@ -106,9 +106,15 @@ def test_study_drafter_build_says_so_and_is_cached_as_made(tiny, tmp_path, capsy
       "drafter": "early_exit_linear:1", "drafter_corpus": f"jsonl:{tmp_path / 'p.jsonl'}",
       "drafter_corpus_indices": (), "drafter_cache_dir": str(tmp_path / "drafters")})
   loaded = sc.load_target(exp.config)
-  sc.load_drafter(exp.config, loaded)
+  sc.load_drafter(exp.config, loaded, progress=True)  # run_point(..., progress=True)
   assert "building drafter early_exit_linear:1 from the given corpus" in capsys.readouterr().err
   assert list((tmp_path / "drafters").glob("*/early_exit_linear_1/drafter.json"))
   sc._DRAFTERS.clear()  # as a new process (a resumed run) would start
-  sc.load_drafter(exp.config, loaded)
+  sc.load_drafter(exp.config, loaded, progress=True)
   assert "building drafter" not in capsys.readouterr().err
+  # --noprogress (run_point(..., progress=False)): a build prints nothing, no bar
+  exp.config.drafter_cache_dir = str(tmp_path / "quiet")
+  sc._DRAFTERS.clear()
+  sc.load_drafter(exp.config, loaded, progress=False)
+  assert list((tmp_path / "quiet").glob("*/early_exit_linear_1/drafter.json"))
+  assert capsys.readouterr().err == ""

@@ -56,7 +56,7 @@ from lcoupling.lm.model import Llama, decoder_stack, embed_lookup
 
 __all__ = ["TeacherData", "teacher_data", "fit_linear", "train_adapter",
            "acceptance", "save_drafter", "load_drafter", "build_soft_bigram", "pad_prompts",
-           "DRAFTER_FORMAT", "DEFAULT_CORPUS_PROMPTS", "default_corpus"]
+           "DRAFTER_FORMAT", "DEFAULT_CORPUS_PROMPTS", "BUILD_PART", "default_corpus"]
 
 #: ``drafter.json`` format version. 2: a ``"block"`` adapter's projections are stored ``[out, in]``
 #: like the model's (:func:`lcoupling.lm.model.dense`); format 1 files are still read.
@@ -93,16 +93,13 @@ class TeacherData(NamedTuple):
   mask: np.ndarray  #: ``float32[n, T]``: 1 where position ``t`` predicts a real next token.
 
 
-def teacher_data(target: Llama, sequences: Sequence[Sequence[int]], num_layers: int, *,
-                 window: int = 256, top: int = 64, bucket: int = 128,
-                 progress: Callable[[int], None] | None = None) -> TeacherData:
-  """Features and teacher targets of every sequence (one cache-free target pass each).
+def _target_pass(target: Llama, num_layers: int, top: int | None):
+  """A jitted cache-free target pass ``tokens int32[1, T] -> (h, final[, ids, probs])``.
 
-  A sequence longer than ``window`` keeps its last ``window`` tokens'
-  positions (the features were computed with the full context; rotary
-  attention in an adapter block depends on relative positions only).
+  ``h``: the residual stream after the first ``num_layers`` blocks; ``final``:
+  the last one; with ``top``, the ``top`` most likely next tokens and their
+  probabilities (temperature 1).
   """
-  top = min(top, target.vocab_size)
   params = target.layer_params()
   head_params = {k: v[:num_layers] for k, v in params.items()}
   tail_params = {k: v[num_layers:] for k, v in params.items()}
@@ -116,20 +113,39 @@ def teacher_data(target: Llama, sequences: Sequence[Sequence[int]], num_layers: 
     h = decoder_stack(head_params, c.replace(num_layers=num_layers), x, pos, None, pos)[0]
     final = decoder_stack(tail_params, c.replace(num_layers=c.num_layers - num_layers), h, pos,
                           None, pos)[0]
+    if top is None:
+      return h, final
     probs, ids = jax.lax.top_k(jax.nn.softmax(target.head(final), axis=-1), top)
     return h, final, ids, probs
 
+  return one
+
+
+def _padded(seq: Sequence[int], bucket: int) -> jax.Array:
+  """``int32[1, round_up(len(seq), bucket)]``: ``seq`` right-padded with zeros."""
+  tokens = np.zeros((1, _round_up(len(seq), bucket)), np.int32)
+  tokens[0, :len(seq)] = seq
+  return jnp.asarray(tokens)
+
+
+def teacher_data(target: Llama, sequences: Sequence[Sequence[int]], num_layers: int, *,
+                 window: int = 256, top: int = 64, bucket: int = 128,
+                 progress: Callable[[int], None] | None = None) -> TeacherData:
+  """Features and teacher targets of every sequence (one cache-free target pass each).
+
+  A sequence longer than ``window`` keeps its last ``window`` tokens'
+  positions (the features were computed with the full context; rotary
+  attention in an adapter block depends on relative positions only).
+  """
+  one = _target_pass(target, num_layers, min(top, target.vocab_size))
   out = {k: [] for k in TeacherData._fields}
   for seq in sequences:
     seq = list(seq)
     n = len(seq)
-    width = _round_up(n, bucket)
-    tokens = np.zeros((1, width), np.int32)
-    tokens[0, :n] = seq
-    h, final, ids, probs = (np.asarray(a[0]) for a in one(jnp.asarray(tokens)))
+    h, final, ids, probs = (np.asarray(a[0]) for a in one(_padded(seq, bucket)))
     lo = max(0, n - window)
     sl = slice(lo, lo + window)
-    mask = np.zeros(width, np.float32)
+    mask = np.zeros(h.shape[0], np.float32)
     mask[:n - 1] = 1.0
 
     def cut(a):
@@ -266,24 +282,129 @@ def acceptance(drafter, target, sequences: Sequence[Sequence[int]], starts: Sequ
   return total / count
 
 
-def build_soft_bigram(target: Llama, sequences: Sequence[Sequence[int]], *, top: int = 64,
-                      teacher_top: int = 256) -> drafters_lib.SoftBigram:
-  """:func:`lcoupling.lm.drafters.soft_bigram` of the target's distributions on ``sequences``."""
-  teacher_top = min(teacher_top, target.vocab_size)
-  prev, probs, ids = [], [], []
+def _bigram_rows(target: Llama, teacher_top: int, bucket: int = 128):
+  """``seq -> {previous, probs, ids}``: each position's token and the target's ``teacher_top``
+  most likely next tokens with their probabilities (what :func:`build_soft_bigram` averages)."""
 
   @jax.jit
   def dists(tokens):
     return jax.lax.top_k(jax.nn.softmax(target.logits(tokens), axis=-1), teacher_top)
 
-  for seq in sequences:
+  def rows(seq):
     n = len(seq)
-    tokens = np.zeros((1, _round_up(n, 128)), np.int32)
-    tokens[0, :n] = seq
-    p, i = (np.asarray(a[0, :n]) for a in dists(jnp.asarray(tokens)))
-    prev.append(np.asarray(seq)), probs.append(p), ids.append(i)
-  return drafters_lib.soft_bigram(np.concatenate(prev), np.concatenate(probs),
-                                  np.concatenate(ids), target.vocab_size, top=top)
+    p, i = (np.asarray(a[0, :n]) for a in dists(_padded(seq, bucket)))
+    return {"previous": np.asarray(seq), "probs": p, "ids": i}
+
+  return rows
+
+
+def _linear_rows(target: Llama, num_layers: int, *, window: int = 256, bucket: int = 128):
+  """``seq -> {features, final}`` at the positions :func:`fit_linear` regresses on (those of
+  :func:`teacher_data`'s windows that predict a real next token), without the teacher's head."""
+  one = _target_pass(target, num_layers, None)
+
+  def rows(seq):
+    n = len(seq)
+    h, final = (np.asarray(a[0]) for a in one(_padded(seq, bucket)))
+    sl = slice(max(0, n - window), n - 1)
+    return {"features": h[sl].astype(np.float32), "final": final[sl].astype(np.float32)}
+
+  return rows
+
+
+#: Corpus sequences per part of a drafter build: each part is saved as it is made, so an
+#: interrupted build loses at most one part's work (:func:`load_drafter`).
+BUILD_PART = 8
+
+
+def _read_part(path: pathlib.Path | None, names) -> dict[str, np.ndarray] | None:
+  """The arrays ``names`` of a saved part, or ``None`` (no such file, or an unreadable one)."""
+  import zipfile  # noqa: PLC0415
+
+  if path is None or not path.is_file():
+    return None
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      if set(z.files) != set(names):
+        return None
+      return {k: z[k] for k in names}
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # damaged: recompute the part
+    return None
+
+
+def _build_parts(rows: Callable[[list[int]], dict[str, np.ndarray]], names: Sequence[str],
+                 corpus: Sequence[Sequence[int]], work: pathlib.Path | None, stamp: dict,
+                 progress: Callable[[int], None] | None = None,
+                 note: Callable[[str], None] | None = None) -> dict[str, np.ndarray]:
+  """``rows`` of every corpus sequence, each field concatenated over the sequences in order.
+
+  The sequences are processed :data:`BUILD_PART` at a time; with ``work``,
+  each part is written to ``work/part_NNNNN.npz`` (atomically) as it is made
+  and a later call with the same ``stamp`` (written to ``work/build.json``)
+  reads it instead of recomputing it. A different stamp clears ``work``. The
+  result is the same array for array, bit for bit, however the parts were
+  made (NumPy's ``.npz`` round trip is exact).
+  """
+  import shutil  # noqa: PLC0415
+
+  if work is not None:
+    manifest = work / "build.json"
+    try:
+      same = json.loads(manifest.read_text()) == stamp
+    except (OSError, ValueError):
+      same = False
+    if not same:
+      shutil.rmtree(work, ignore_errors=True)
+      results.atomic_write_json(manifest, stamp)
+  paths = [None if work is None else work / f"part_{i:05d}.npz"
+           for i in range(-(-len(corpus) // BUILD_PART))]
+  done = [_read_part(path, names) for path in paths]
+  have = sum(min(BUILD_PART, len(corpus) - i * BUILD_PART) for i, d in enumerate(done)
+             if d is not None)
+  if have and note is not None:
+    note(f"resuming: {have} of {len(corpus)} sequences done (in {work})")
+  if have and progress is not None:
+    progress(have)
+  parts = []
+  for i, (path, part) in enumerate(zip(paths, done)):
+    if part is None:
+      chunk = []
+      for seq in corpus[i * BUILD_PART:(i + 1) * BUILD_PART]:
+        chunk.append(rows(list(seq)))
+        if progress is not None:
+          progress(1)
+      part = {k: np.concatenate([c[k] for c in chunk]) for k in names}
+      if path is not None:
+        with results.atomic_writer(path) as f:
+          np.savez(f, **part)
+    parts.append(part)
+  return {k: np.concatenate([part[k] for part in parts]) for k in names}
+
+
+def build_soft_bigram(target: Llama, sequences: Sequence[Sequence[int]], *, top: int = 64,
+                      teacher_top: int = 256) -> drafters_lib.SoftBigram:
+  """:func:`lcoupling.lm.drafters.soft_bigram` of the target's distributions on ``sequences``."""
+  return _soft_bigram(target, sequences, top=top, teacher_top=teacher_top)
+
+
+def _soft_bigram(target, sequences, *, top=64, teacher_top=256, work=None, stamp=None,
+                 progress=None, note=None) -> drafters_lib.SoftBigram:
+  teacher_top = min(teacher_top, target.vocab_size)
+  names = ("previous", "probs", "ids")
+  r = _build_parts(_bigram_rows(target, teacher_top), names, sequences, work,
+                   {**(stamp or {}), "teacher_top": teacher_top}, progress, note)
+  return drafters_lib.soft_bigram(r["previous"], r["probs"], r["ids"], target.vocab_size, top=top)
+
+
+def _early_exit_linear(target, sequences, num_layers, *, ridge=10.0, work=None, stamp=None,
+                       progress=None, note=None) -> EarlyExit:
+  """``fit_linear(EarlyExit(target, num_layers), teacher_data(target, sequences, num_layers))``
+  from the regression's rows alone (no teacher head), built in parts (:func:`_build_parts`)."""
+  r = _build_parts(_linear_rows(target, num_layers), ("features", "final"), sequences, work,
+                   {**(stamp or {}), "num_layers": num_layers}, progress, note)
+  drafter = EarlyExit(target, num_layers, adapter="linear")
+  drafter.set_linear(*drafters_lib.fit_linear_adapter(r["features"], r["final"], ridge=ridge))
+  return drafter
 
 
 # --------------------------------------------------------------------------
@@ -392,6 +513,12 @@ def load_drafter(spec: str, target: Llama, *, corpus: Sequence[Sequence[int]] | 
   corpus>/``, so the first call builds (about a minute for SmolLM2 on a CPU,
   with a status line and a progress bar on stderr) and later calls load.
 
+  A cached build is made in parts of :data:`BUILD_PART` corpus sequences
+  (the target passes, the expensive step), each saved under
+  ``cache_dir/<spec>/partial/`` as it is made: a build interrupted (Ctrl-C,
+  a kill) resumes from its saved parts, and the drafter is bit-identical to
+  an uninterrupted build's. The parts are deleted once the drafter is saved.
+
   Example: ``load_drafter("early_exit_linear:4", lm.load("smollm2-135m"))``.
 
   Args:
@@ -400,12 +527,14 @@ def load_drafter(spec: str, target: Llama, *, corpus: Sequence[Sequence[int]] | 
     corpus: token sequences to build ``soft_bigram`` / ``early_exit_linear:M`` from
       (default: :func:`default_corpus`).
     cache_dir: where built drafters are cached (``cache_dir/<spec>/``, written atomically:
-      ``drafter.json`` last); default ``None``: not cached when ``corpus`` is given,
-      ``data_dir/drafters/<digest>`` for the default corpus.
+      ``drafter.json`` last; the parts of a build in progress in ``cache_dir/<spec>/partial/``);
+      default ``None``: not cached when ``corpus`` is given, ``data_dir/drafters/<digest>``
+      for the default corpus.
     data_dir, dtype: for ``model:SPEC`` (:func:`lcoupling.lm.load`) and the default corpus.
     tokenizer: to tokenize the default corpus (taken from ``target`` if it is a ``LoadedLM``).
     num_corpus_prompts: size of the default corpus (default :data:`DEFAULT_CORPUS_PROMPTS`).
-    progress: a one-line status and a progress bar on stderr while a drafter is built.
+    progress: a one-line status and a progress bar on stderr while a drafter is built;
+      ``False``: silent (what a study run with ``--noprogress`` passes).
   """
   if hasattr(target, "model") and hasattr(target, "tokenizer"):  # a LoadedLM
     tokenizer = target.tokenizer if tokenizer is None else tokenizer
@@ -433,30 +562,41 @@ def load_drafter(spec: str, target: Llama, *, corpus: Sequence[Sequence[int]] | 
     source = f"{len(corpus)} HumanEval prompts"
   cached = None if cache_dir is None else pathlib.Path(cache_dir) / spec.replace(":", "_")
   if cached is not None and (cached / "drafter.json").is_file():
+    if (cached / "partial").exists():  # left by a build killed after its last write
+      import shutil  # noqa: PLC0415
+
+      shutil.rmtree(cached / "partial", ignore_errors=True)
     return _read_drafter(cached, target)[0]
   if corpus is None:
     raise ValueError(f"drafter {spec!r} is built from the target on a corpus: pass corpus=")
+  import sys  # noqa: PLC0415
+
+  def note(line):
+    print(line, file=sys.stderr, flush=True)
+
   bar = None
   if progress:
-    import sys  # noqa: PLC0415
-
     from tqdm.auto import tqdm  # noqa: PLC0415
 
     where = f"; cached in {cached}" if cached is not None else ""
-    print(f"building drafter {spec} from {source} ({sum(map(len, corpus))} tokens, once{where})",
-          file=sys.stderr, flush=True)
+    note(f"building drafter {spec} from {source} ({sum(map(len, corpus))} tokens, once{where})")
     bar = tqdm(total=len(corpus), desc=f"drafter {spec}", unit="seq", leave=False,
                dynamic_ncols=True)
+  work = None if cached is None else cached / "partial"
+  kw = dict(work=work, stamp={"format": DRAFTER_FORMAT, "spec": spec, "part": BUILD_PART,
+                              "digest": _target_digest(target, corpus)},
+            progress=None if bar is None else bar.update, note=note if progress else None)
   try:
     if kind == "soft_bigram":
-      drafter = build_soft_bigram(target, corpus)
+      drafter = _soft_bigram(target, corpus, **kw)
     else:
-      drafter = fit_linear(EarlyExit(target, arg, adapter="linear"),
-                           teacher_data(target, corpus, arg,
-                                        progress=None if bar is None else bar.update))
+      drafter = _early_exit_linear(target, corpus, arg, **kw)
   finally:
     if bar is not None:
       bar.close()
   if cached is not None:
     save_drafter(cached, drafter, {"spec": spec, "hidden_size": target.config.hidden_size})
+    import shutil  # noqa: PLC0415
+
+    shutil.rmtree(work, ignore_errors=True)
   return drafter

@@ -299,13 +299,16 @@ def _digest(*parts) -> str:
   return h.hexdigest()[:16]
 
 
-def load_drafter(config, loaded):
+def load_drafter(config, loaded, *, progress: bool = False):
   """The drafter of ``config.drafter`` for the target ``loaded`` (cached; built once on disk).
 
   Drafters built from the target (``soft_bigram``, ``early_exit_linear:M``)
   are cached in ``drafter_cache_dir/<digest>/`` where the digest covers the
   target spec, dtype, vocabulary and the corpus token ids (so a cache never
-  serves another target or corpus).
+  serves another target or corpus); a build saves its parts as it goes, so an
+  interrupted run resumes it (:func:`lcoupling.lm.distill.load_drafter`).
+  ``progress``: a status line and a progress bar while a drafter is built (a
+  study's ``run_point(..., progress=)``).
   """
   from lcoupling.lm import distill, drafters  # noqa: PLC0415
 
@@ -333,7 +336,7 @@ def load_drafter(config, loaded):
 
     results.atomic_write_json(cache_dir / "source.json", info)
   drafter = distill.load_drafter(config.drafter, loaded.model, corpus=corpus, cache_dir=cache_dir,
-                                 data_dir=config.data_dir, dtype=_dtype(config))
+                                 data_dir=config.data_dir, dtype=_dtype(config), progress=progress)
   if getattr(drafter, "vocab_size", None) != loaded.model.vocab_size:
     raise ValueError(f"config.drafter {config.drafter!r} has a vocabulary of "
                      f"{getattr(drafter, 'vocab_size', None)} tokens but the target has "
@@ -499,7 +502,8 @@ def specdec_point(key, config, *, scheme: str, num_drafts: int, draft_length: in
   from lcoupling.specdec import metrics  # noqa: PLC0415
 
   loaded = load_target(config)
-  drafter = None if scheme == "autoregressive" else load_drafter(config, loaded)
+  drafter = (None if scheme == "autoregressive"
+             else load_drafter(config, loaded, progress=progress))
   prompts = load_prompts(config, loaded.tokenizer)
   seeds = list(range(config.num_seeds))
   eos = eos_id(config, loaded)

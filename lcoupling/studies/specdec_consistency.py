@@ -100,7 +100,7 @@ def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
   if scheme not in SCHEMES:
     raise ValueError(f"specdec_consistency: invalid sweep point {point!r}")
   loaded = sc.load_target(config)
-  drafter = sc.load_drafter(config, loaded)
+  drafter = sc.load_drafter(config, loaded, progress=progress)
   prompts = sc.load_prompts(config, loaded.tokenizer)
   seeds = list(range(config.num_seeds))
   k = config.num_drafts

@@ -136,16 +136,17 @@ def _union_dists(target, drafter, tokens, temperature, draft_temperature, top_k)
   return ids, jnp.concatenate([p_at_q, p_rest], -1), jnp.concatenate([q, jnp.zeros_like(q)], -1)
 
 
-def _continuations(key, config):
+def _continuations(key, config, progress: bool = False):
   """The target's continuations of the selected prompts (cached): ``(loaded, drafter,
-  prompts, buf, lens, batch)`` (:func:`specdec_common.generate_batch` output)."""
+  prompts, buf, lens, batch)`` (:func:`specdec_common.generate_batch` output); ``progress``:
+  while the drafter is built."""
   cache_key = (config.target, config.dtype, config.drafter, config.prompts,
                config.prompt_format, tuple(config.prompt_indices), config.num_seeds,
                config.max_new_tokens, config.temperature, config.top_k, config.stop_at_eos,
                str(jax.random.key_data(key).tolist()))
   if cache_key not in _CONTINUATIONS:
     loaded = sc.load_target(config)
-    drafter = sc.load_drafter(config, loaded)
+    drafter = sc.load_drafter(config, loaded, progress=progress)
     prompts = sc.load_prompts(config, loaded.tokenizer)
     batch = sc.generate_batch(key, config, loaded.model, None, prompts,
                               list(range(config.num_seeds)), scheme="autoregressive",
@@ -158,17 +159,19 @@ def _continuations(key, config):
   return cache_key, _CONTINUATIONS[cache_key]
 
 
-def position_distributions(key, config, draft_temperature: float | None = None) -> list[dict]:
+def position_distributions(key, config, draft_temperature: float | None = None, *,
+                           progress: bool = False) -> list[dict]:
   """Per seed: ``p, q float32[n, M]`` at every continuation position, and their addresses.
 
   ``q`` is the target's distribution at ``config.temperature``, ``p`` the
   drafter's at ``draft_temperature`` (default: the same). Returns one dict per
   seed with ``p``, ``q``, ``prompt`` (index in the prompt set) and
   ``position`` (0-based index of the generated token the distribution
-  predicts) arrays.
+  predicts) arrays. ``progress``: a status line and a progress bar while the drafter is
+  built.
   """
   t_draft = float(config.temperature if draft_temperature is None else draft_temperature)
-  cont_key, (loaded, drafter, prompts, buf, lens, batch) = _continuations(key, config)
+  cont_key, (loaded, drafter, prompts, buf, lens, batch) = _continuations(key, config, progress)
   if (cont_key, t_draft) in _DISTS:
     return _DISTS[(cont_key, t_draft)]
   width = buf.shape[1] + config.max_new_tokens
@@ -297,9 +300,9 @@ def _mc_keys(key, seed, prompts, positions):
       jnp.asarray(prompts, jnp.uint32), jnp.asarray(positions, jnp.uint32))
 
 
-def _diverse_point(key, config, temps) -> list[dict]:
+def _diverse_point(key, config, temps, progress: bool = False) -> list[dict]:
   """Two or more draft rows, row ``k`` from the drafter at ``temps[k]``."""
-  dists = [position_distributions(key, config, t) for t in temps]
+  dists = [position_distributions(key, config, t, progress=progress) for t in temps]
   per_seed = {f: [] for f in DIVERSE_FIELDS}
   mc_var = {f: [] for f in _MC_DIVERSE}
   positions = []
@@ -330,11 +333,11 @@ def _diverse_point(key, config, temps) -> list[dict]:
 
 
 def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
-  del mesh, progress
+  del mesh
   if point.get("draft_temperatures"):
-    return _diverse_point(key, config, tuple(point["draft_temperatures"]))
+    return _diverse_point(key, config, tuple(point["draft_temperatures"]), progress)
   k = int(point["K"])
-  dists = position_distributions(key, config)
+  dists = position_distributions(key, config, progress=progress)
   per_seed = {f: [] for f in FIELDS}
   mc_var = {f: [] for f in _MC}
   positions = []
