@@ -105,8 +105,10 @@ def _target_pass(target: Llama, num_layers: int, top: int | None):
   tail_params = {k: v[num_layers:] for k, v in params.items()}
   c = target.config
 
+  # The weights are arguments of the jitted pass, never closed over: a closure would embed
+  # them in the compiled program as constants (a copy of the model per program).
   @jax.jit
-  def one(tokens):
+  def one(target, head_params, tail_params, tokens):
     t = tokens.shape[1]
     pos = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), tokens.shape)
     x = embed_lookup(target.embed[...], tokens)
@@ -118,7 +120,7 @@ def _target_pass(target: Llama, num_layers: int, top: int | None):
     probs, ids = jax.lax.top_k(jax.nn.softmax(target.head(final), axis=-1), top)
     return h, final, ids, probs
 
-  return one
+  return functools.partial(one, target, head_params, tail_params)
 
 
 def _padded(seq: Sequence[int], bucket: int) -> jax.Array:
@@ -263,7 +265,7 @@ def acceptance(drafter, target, sequences: Sequence[Sequence[int]], starts: Sequ
   """
 
   @jax.jit
-  def overlap(tokens):
+  def overlap(drafter, target, tokens):  # models as arguments: no weights embedded as constants
     def dist(logits):
       return jax.nn.softmax(sampling.filter_logits(logits, temperature, top_k), axis=-1)
 
@@ -274,7 +276,7 @@ def acceptance(drafter, target, sequences: Sequence[Sequence[int]], starts: Sequ
     n = len(seq)
     tokens = np.zeros((1, _round_up(n, bucket)), np.int32)
     tokens[0, :n] = seq
-    a = np.asarray(overlap(jnp.asarray(tokens)))[0, max(start - 1, 0):n - 1]
+    a = np.asarray(overlap(drafter, target, jnp.asarray(tokens)))[0, max(start - 1, 0):n - 1]
     total += float(a.sum())
     count += len(a)
   if count == 0:
@@ -287,12 +289,12 @@ def _bigram_rows(target: Llama, teacher_top: int, bucket: int = 128):
   most likely next tokens with their probabilities (what :func:`build_soft_bigram` averages)."""
 
   @jax.jit
-  def dists(tokens):
+  def dists(target, tokens):  # the model as an argument: no weights embedded as constants
     return jax.lax.top_k(jax.nn.softmax(target.logits(tokens), axis=-1), teacher_top)
 
   def rows(seq):
     n = len(seq)
-    p, i = (np.asarray(a[0, :n]) for a in dists(_padded(seq, bucket)))
+    p, i = (np.asarray(a[0, :n]) for a in dists(target, _padded(seq, bucket)))
     return {"previous": np.asarray(seq), "probs": p, "ids": i}
 
   return rows
