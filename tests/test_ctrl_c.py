@@ -32,7 +32,10 @@ ARGS = ["--noprogress", "--config.num_pairs=4", "--config.num_samples=2000",
 
 def _start(workdir):
   env = {**os.environ, "PYTHONPATH": str(ROOT)}
-  return subprocess.Popen([sys.executable, "-c", "from experiments.run import entry_point; "
+  # Python's own Ctrl-C handler first, whatever SIGINT disposition the test process passes on
+  # (an inherited SIG_IGN makes the child ignore Ctrl-C; see conftest._sigint_disposition_restored)
+  return subprocess.Popen([sys.executable, "-c", "import signal; signal.signal(signal.SIGINT, "
+                           "signal.default_int_handler); from experiments.run import entry_point; "
                            "entry_point()", "--config", "toy:quick", "--workdir", str(workdir),
                            *ARGS], cwd=workdir.parent, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
