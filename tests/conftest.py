@@ -9,10 +9,6 @@ given test with probability about ``alpha`` over the choice of seed.
 
 from __future__ import annotations
 
-import signal
-import threading
-import warnings
-
 import numpy as np
 import pytest
 from scipy import stats
@@ -175,19 +171,3 @@ def pytest_collection_modifyitems(config, items):
   del config
   rank = {name: i for i, name in enumerate(SLOWEST_MODULES_FIRST)}
   items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
-
-
-@pytest.fixture(autouse=True)
-def _sigint_disposition_restored(request):
-  """Restores SIGINT's handler after every test that changed it (and says which test did).
-
-  A command's Ctrl-C path run in-process (``cli.ignore_sigint``) would leave the
-  worker ignoring SIGINT, and every subprocess started later inherits an ignored
-  SIGINT: the Ctrl-C tests' runs then never stop.
-  """
-  main = threading.current_thread() is threading.main_thread()
-  before = signal.getsignal(signal.SIGINT) if main else None
-  yield
-  if main and signal.getsignal(signal.SIGINT) is not before:
-    signal.signal(signal.SIGINT, before)
-    warnings.warn(f"{request.node.nodeid} changed the SIGINT handler (restored)")

@@ -32,8 +32,9 @@ ARGS = ["--noprogress", "--config.num_pairs=4", "--config.num_samples=2000",
 
 def _start(workdir):
   env = {**os.environ, "PYTHONPATH": str(ROOT)}
-  # Python's own Ctrl-C handler first, whatever SIGINT disposition the test process passes on
-  # (an inherited SIG_IGN makes the child ignore Ctrl-C; see conftest._sigint_disposition_restored)
+  # Python's own Ctrl-C handler first, whatever SIGINT disposition the test process passes on: a
+  # suite started in the background by a non-interactive shell (`make test &`) ignores SIGINT, and
+  # an ignored disposition is inherited, so the run would never see the Ctrl-C
   return subprocess.Popen([sys.executable, "-c", "import signal; signal.signal(signal.SIGINT, "
                            "signal.default_int_handler); from experiments.run import entry_point; "
                            "entry_point()", "--config", "toy:quick", "--workdir", str(workdir),

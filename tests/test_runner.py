@@ -419,7 +419,11 @@ def test_plot_errors_are_one_line(tmp_path):
 
 def test_cli_ctrl_c_says_how_to_resume(tmp_path):
   w = tmp_path / "w"
-  args = [sys.executable, "-m", "experiments.run", "--config", "toy:quick", "--workdir", str(w),
+  # `python -m experiments.run` with Python's Ctrl-C handler installed first (see test_ctrl_c._start:
+  # a suite started in the background inherits an ignored SIGINT)
+  args = [sys.executable, "-c", "import runpy, signal; signal.signal(signal.SIGINT, "
+          "signal.default_int_handler); runpy.run_module('experiments.run', run_name='__main__', "
+          "alter_sys=True)", "--config", "toy:quick", "--workdir", str(w),
           "--noprogress", "--config.num_pairs=4", "--config.num_samples=2000",
           "--config.chunk_size=500", "--config.num_drafts=" + str(tuple(range(1, 41)))]
   proc = subprocess.Popen(args, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
