@@ -15,8 +15,8 @@ with both rates measured in the same run: the bandwidth as the best of a
 large array reduction (``jnp.sum``) and a large matrix-vector product (the
 kernel a decode step is made of), the FLOP rate as a large square matmul in
 the model's dtype through the model's own :func:`lcoupling.lm.model.dense`
-(the matrix-vector product takes the better of ``v @ W`` and ``W @ v``). Bytes are the parameters (the tied embedding counted once,
-as the output head) plus the KV-cache entries a pass must read (the
+(the matrix-vector product takes the better of ``v @ W`` and ``W @ v``). Bytes are
+the parameters (the tied embedding counted once, as the output head) plus the KV-cache entries a pass must read (the
 ``P`` valid positions of each row) and write; FLOPs are ``2 x`` the
 multiply-adds of the projections, the MLP, the head and causal attention
 over the valid positions.

@@ -419,8 +419,8 @@ def test_plot_errors_are_one_line(tmp_path):
 
 def test_cli_ctrl_c_says_how_to_resume(tmp_path):
   w = tmp_path / "w"
-  # `python -m experiments.run` with Python's Ctrl-C handler installed first (see test_ctrl_c._start:
-  # a suite started in the background inherits an ignored SIGINT)
+  # `python -m experiments.run` with Python's Ctrl-C handler installed first (see
+  # test_ctrl_c._start: a suite started in the background inherits an ignored SIGINT)
   args = [sys.executable, "-c", "import runpy, signal; signal.signal(signal.SIGINT, "
           "signal.default_int_handler); runpy.run_module('experiments.run', run_name='__main__', "
           "alter_sys=True)", "--config", "toy:quick", "--workdir", str(w),

@@ -271,7 +271,8 @@ def run_point(key, config, point, *, mesh=None, progress=False) -> list[dict]:
       "block_efficiency_iid": sum(alpha ** i for i in range(length + 1)),
       "draft_step_ms": draft_ms, "target_step_ms": target_ms, "cost_ratio": draft_ms / target_ms,
       "build_seconds": build_seconds,
-      "num_train_tokens": int(sum(len(s) for s in train_seqs)), "path": None if model_drafter else str(directory)}]
+      "num_train_tokens": int(sum(len(s) for s in train_seqs)),
+      "path": None if model_drafter else str(directory)}]
 
 
 def summarize(config, point_records) -> list[dict]:
