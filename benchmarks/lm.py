@@ -16,8 +16,9 @@ large array reduction (``jnp.sum``) and a large matrix-vector product (the
 kernel a decode step is made of), the FLOP rate as a large square matmul in
 the model's dtype through the model's own :func:`lcoupling.lm.model.dense`
 (the matrix-vector product takes the better of ``v @ W`` and ``W @ v``). Bytes are
-the parameters (the tied embedding counted once, as the output head) plus the KV-cache entries a pass must read (the
-``P`` valid positions of each row) and write; FLOPs are ``2 x`` the
+the parameters a pass reads (a tied embedding counted once, as the output head; an untied
+embedding table, of which a pass gathers a few rows, not at all) plus the KV-cache entries a pass
+must read (the ``P`` valid positions of each row) and write; FLOPs are ``2 x`` the
 multiply-adds of the projections, the MLP, the head and causal attention
 over the valid positions.
 
@@ -123,7 +124,9 @@ def model_costs(c, itemsize):
   q, kv = c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim
   per_layer = d * q + 2 * d * kv + q * d + 3 * d * f
   matmul_params = n * per_layer + d * c.vocab_size  # the head
-  param_bytes = c.num_parameters * itemsize
+  # An untied embedding table is only gathered (a few rows), never read whole: not counted.
+  read_params = c.num_parameters - (0 if c.tie_embeddings else c.vocab_size * d)
+  param_bytes = read_params * itemsize
   cache_bytes_per_pos = 2 * n * kv * itemsize
   return matmul_params, param_bytes, cache_bytes_per_pos
 

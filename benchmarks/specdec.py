@@ -300,6 +300,17 @@ def _ints(text: str) -> tuple[int, ...]:
   return ks
 
 
+def _schemes(text: str) -> tuple[str, ...]:
+  names = tuple(t.strip() for t in text.split(",") if t.strip())
+  known = ("autoregressive",) + SCHEMES
+  bad = [n for n in names if n not in known]
+  if bad or "autoregressive" not in names:
+    raise argparse.ArgumentTypeError(
+        f"expected a comma list of {', '.join(known)} that includes autoregressive (the reference), "
+        f"got {text!r}")
+  return names
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--quick", action="store_true", help="top-k 50 only, 3 reps")
@@ -317,6 +328,9 @@ def main(argv=None):
   parser.add_argument("--num_drafts", type=_ints, default=(2,),
                       help="K of the multi-draft schemes in section 3 with --target, or a comma "
                            "list (rows per K; default 2, see the README's wall-clock table)")
+  parser.add_argument("--schemes", type=_schemes, default=("autoregressive",) + SCHEMES,
+                      help="with --target: section 3's schemes, a comma list including "
+                      "autoregressive (default: all)")
   parser.add_argument("--draft_length", type=int, default=4, help="L (default 4)")
   parser.add_argument("--seeds", type=int, default=None,
                       help="decodes per scheme in section 3 (default 2, quick 2)")
@@ -388,7 +402,8 @@ def _real_models(args):
   print(f"\n## 3. Decoding HumanEval/150 ({len(prompt)} prompt tokens, {n} new tokens, top-k 50, "
         f"batch 1, K = {k_text}, L = {args.draft_length}, seeds {list(seeds)}, timed interleaved)")
   t0 = time.perf_counter()
-  rows = speedup_table(llm.model, drafter, prompt, num_drafts=k, draft_length=args.draft_length,
+  rows = speedup_table(llm.model, drafter, prompt, schemes=args.schemes, num_drafts=k,
+                       draft_length=args.draft_length,
                        max_new_tokens=n, seeds=seeds, eos_id=llm.tokenizer.eos_id,
                        reps=1 if args.quick else 2)
   print("\n| scheme | K | L | tokens/s | speed-up vs autoregressive | block efficiency | "

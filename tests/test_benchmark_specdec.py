@@ -63,6 +63,10 @@ def test_speedup_table_several_k_and_the_flag():
                                                    ("gls", 3)]
   assert all(r["block_efficiency"] == 3.0 for r in rows[1:])  # the target drafts for itself
   assert bench._ints("2,4") == (2, 4) and bench._ints("3") == (3,)
+  assert bench._schemes("autoregressive,gls, sps") == ("autoregressive", "gls", "sps")
+  for bad in ("gls,sps", "autoregressive,glss"):
+    with pytest.raises(Exception, match="includes autoregressive"):
+      bench._schemes(bad)
   for bad in ("0", "2,x", ""):
     with pytest.raises(Exception, match="expected"):
       bench._ints(bad)
