@@ -231,13 +231,11 @@ def test_embed_lookup_is_take_without_a_float32_table(dtype):
 
 
 def test_bfloat16_cache_is_written_without_a_float32_copy():
-  """A bfloat16 model's cached pass writes the same cache entries as float32 ones rounded to
-  bfloat16 (each written row equals its own keys), and compiled it holds no float32 copy of
-  the stacked cache: XLA's CPU backend has no bfloat16 scatter and converted the whole
+  """A bfloat16 model's multi-row cached pass writes exactly the entries (and only those) that
+  one-row passes write, and compiled it holds no float32 scatter of the stacked cache: XLA's CPU backend has no bfloat16 scatter and converted the whole
   ``[layers, B, S, kv, head]`` cache around every layer's write (5 GB per step at 8 rows of
   Qwen2.5-Coder-1.5B), so multi-row passes cost ~50 ms more per row than one row."""
-  import dataclasses
-  c = dataclasses.replace(CONFIGS["gqa_tied"], dtype="bfloat16")
+  c = CONFIGS["gqa_tied"].replace(dtype="bfloat16")
   m = H.random_llama(c, seed=1)
   rows, s = 3, S
   tokens = jnp.array([[1, 2], [3, 4], [5, 6]])

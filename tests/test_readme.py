@@ -12,7 +12,6 @@ speculative-decoding block, the target's first :data:`TARGET_LAYERS` blocks.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import pathlib
@@ -37,7 +36,7 @@ def _first_layers(load, num_layers, *args, **kwargs):
   """``load(...)`` with the model cut to its first ``num_layers`` transformer blocks."""
   from lcoupling.lm import build_llama
   full = load(*args, **kwargs)
-  m, config = full.model, dataclasses.replace(full.config, num_layers=num_layers)
+  m, config = full.model, full.config.replace(num_layers=num_layers)
   params = {name: w[:num_layers] for name, w in m.layer_params().items()}
   params.update(embed=m.embed[...], final_norm=m.final_norm[...])
   if not config.tie_embeddings:
