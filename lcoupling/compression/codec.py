@@ -355,13 +355,20 @@ def encoder_index(key: jax.Array, spec: CodecSpec, log_weight_fn, source) -> tup
   return y, label
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "log_weight_fn", "num_bins", "decoder"))
+@functools.partial(jax.jit, static_argnames=("spec", "log_weight_fn"))
 def _decoder_index(key, spec, label, log_weight_fn, side_info, num_bins, decoder):
-  row = decoder if spec.scheme == "gls" else 0
-  shared = shared_randomness(key, spec, num_rows=row + 1)
-  logw = _log_weights(log_weight_fn, shared.codebook, side_info, "log_weight_fn (decoder)")
-  in_bin = (shared.labels & (num_bins - 1)) == (label & (num_bins - 1))
-  x = core.race_argmin(shared.log_times[row], jnp.where(in_bin, logw, -jnp.inf))
+  # num_bins and decoder are traced (checked on the host by the callers): one compilation per
+  # (spec, log_weight_fn, shapes) serves every rate and every decoder. Row k's race times come
+  # from its own row key, equal to row k of shared_randomness's table (core.log_race_times).
+  n = spec.num_codewords
+  row = jnp.asarray(decoder if spec.scheme == "gls" else 0, jnp.uint32)
+  codebook = spec.sample_prior(jax.random.fold_in(key, CODEBOOK_STREAM), n)
+  labels = labels_from_counts(bin_counts(jax.random.fold_in(key, LABEL_STREAM), n, spec.max_bins), n)
+  log_times = core.log_race_times(jax.random.fold_in(jax.random.fold_in(key, RACE_STREAM), row), (n,))
+  logw = _log_weights(log_weight_fn, codebook, side_info, "log_weight_fn (decoder)")
+  mask = jnp.asarray(num_bins, jnp.int32) - 1
+  in_bin = (labels & mask) == (label & mask)
+  x = core.race_argmin(log_times, jnp.where(in_bin, logw, -jnp.inf))
   return x, jnp.all(jnp.isfinite(logw))
 
 
