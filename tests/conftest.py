@@ -158,11 +158,13 @@ def smollm2():
 #: default order (most tests first) a long module with few tests, handed out last, ran alone while
 #: the other worker idled. A stale list only costs balance, never a test.
 SLOWEST_MODULES_FIRST = (
-    "test_image_codec.py", "test_runner.py", "test_readme.py", "test_drafters.py",
-    "test_specdec_studies.py", "test_compression.py", "test_specdec.py", "test_lm_smollm2.py",
-    "test_vae.py", "test_cifar10_study.py", "test_core.py", "test_doctests.py",
-    "test_benchmark_specdec.py", "test_gaussian_study.py", "test_lm_generate.py",
-    "test_ctrl_c.py", "test_notebook.py", "test_toy_study.py", "test_specdec_cli.py",
+    "test_image_codec.py", "test_drafters.py", "test_specdec.py", "test_core.py",
+    "test_specdec_studies.py", "test_doctests.py", "test_compression.py", "test_readme.py",
+    "test_runner.py", "test_verifiers.py", "test_vae.py", "test_bounds.py", "test_lm_smollm2.py",
+    "test_gaussian_study.py", "test_conventions.py", "test_ctrl_c.py", "test_data.py",
+    "test_cifar10_study.py", "test_benchmark_specdec.py", "test_lm_generate.py",
+    "test_lm_model.py", "test_notebook.py", "test_toy_study.py", "test_train_drafter_study.py",
+    "test_specdec_cli.py", "test_benchmark_dense.py",
 )
 
 
