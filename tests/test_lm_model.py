@@ -259,3 +259,52 @@ def test_bfloat16_cache_is_written_without_a_float32_copy():
   shape = ",".join(map(str, cache.k.shape))
   assert f"bf16[{shape}]" in hlo
   assert not re.search(rf"f32\[{shape}\]\S* (scatter|dynamic-update-slice)\(", hlo)
+
+
+def test_vmapped_pass_keeps_the_weights_in_place():
+  """Under ``jax.vmap`` (the studies decode batches of sequences so) a model's pass equals the
+  unbatched pass row by row, gradients pass through ``dense``, and a vmapped decode-like loop
+  copies no weight matrix: in a loop whose trip count is batched, XLA's CPU backend had made
+  every ``[B, R, in] x [out, in]`` product canonical by copying each weight into ``[in, out]``
+  (4 GB for the Qwen2.5-Coder pair, and then the slow kernel), which ``dense`` now avoids by
+  merging the batch axis into the rows (``custom_vmap``)."""
+  from lcoupling.lm.model import dense  # noqa: PLC0415
+
+  tokens = jnp.array([[[1, 2]], [[3, 4]], [[5, 6]]])  # [B, 1 row, 2 tokens]
+  positions = jnp.array([[0], [3], [5]])
+  step = lambda m, t, p: m(t, m.init_cache(1, S), p)[0]  # noqa: E731
+  batched = jax.jit(jax.vmap(step, in_axes=(None, 0, 0)))
+  for dtype in ("float32", "bfloat16"):  # float32: bit for bit; bfloat16: its rounding apart
+    m = H.random_llama(CONFIGS["gqa_tied"].replace(dtype=dtype), seed=2)
+    out = batched(m, tokens, positions)
+    for b in range(3):
+      one = np.asarray(jax.jit(step)(m, tokens[b], positions[b]), np.float32)
+      if dtype == "float32":
+        np.testing.assert_array_equal(np.asarray(out[b]), one)
+      else:
+        np.testing.assert_allclose(np.asarray(out[b], np.float32), one, rtol=0,
+                                   atol=1e-5 * np.abs(one).max())
+
+  def loop(m, t, p):  # a decode-like loop whose trip count depends on the row (batched by vmap)
+    def body(c):
+      i, cache, acc = c
+      logits, cache = m(t, cache, p + 2 * i)
+      return i + 1, cache, acc + logits[..., 0].sum()
+    return jax.lax.while_loop(lambda c: c[0] < 1 + t[0, 0] % 2, body,
+                              (0, m.init_cache(1, S), 0.0))[2]
+
+  hlo = jax.jit(jax.vmap(loop, in_axes=(None, 0, 0))).lower(m, tokens, positions).compile().as_text()
+  for w in jax.tree.leaves(m.layer_params()):
+    if w.ndim >= 2:  # [layers, out, in]: no [in, out] copy (40 of them before the fix)
+      moved = ",".join(map(str, w.shape[-2:][::-1]))
+      assert not re.search(rf"bf16\[(\d+,)?{moved}\]\S* (copy|transpose|fusion)\(", hlo), w.shape
+  # dense's gradients (custom_vjp around the custom_vmap product), plain and vmapped
+  x = jax.random.normal(jax.random.key(0), (3, 4, 5))
+  w = jax.random.normal(jax.random.key(1), (6, 5))
+  loss = lambda f: lambda x, w: jnp.sum(jnp.sin(f(x, w)))  # noqa: E731
+  ref = lambda x, w: jnp.einsum("...i,oi->...o", x, w)  # noqa: E731
+  for g, want in ((jax.grad(loss(dense), (0, 1))(x, w), jax.grad(loss(ref), (0, 1))(x, w)),
+                  (jax.vmap(jax.grad(loss(dense), (0, 1)), (0, None))(x, w),
+                   jax.vmap(jax.grad(loss(ref), (0, 1)), (0, None))(x, w))):
+    for a, b in zip(g, want):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

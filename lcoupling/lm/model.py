@@ -241,10 +241,58 @@ def dense(x: jax.Array, w: jax.Array, out_dtype=None) -> jax.Array:
   pad = rows.shape[0] == 1 and rows.dtype == jnp.bfloat16
   if pad:
     rows = jnp.concatenate([rows, jnp.zeros_like(rows)])
-  y = jax.lax.dot_general(rows, w, (((1,), (1,)), ((), ())), preferred_element_type=jnp.float32)
+  y = _rows_times_wt(rows, w)
   if pad:
     y = y[:1]
   return y.reshape(*lead, w.shape[0]).astype(out_dtype)
+
+
+def _dot_rows(rows, w):
+  return jax.lax.dot_general(rows, w, (((rows.ndim - 1,), (1,)), ((), ())),
+                             preferred_element_type=jnp.float32)
+
+
+@jax.custom_batching.custom_vmap
+def _rows_2d(rows: jax.Array, w: jax.Array) -> jax.Array:
+  """``float32[R, out]``: ``rows [R, in]`` times ``w [out, in]`` transposed, a 2-D product.
+
+  Under ``jax.vmap`` the batch axis is merged into the rows, so the product stays
+  2-D: batched, XLA's CPU backend made the ``[B, R, in]`` product canonical by
+  copying every weight matrix into ``[in, out]`` (the whole model again in
+  memory, then the slow kernel, see :func:`dense`).
+  """
+  return _dot_rows(rows, w)
+
+
+@_rows_2d.def_vmap
+def _rows_2d_vmap(axis_size, in_batched, rows, w):
+  rows_batched, w_batched = in_batched
+  if w_batched:  # one weight matrix per batch element (not a model's decode): a batched product
+    rows = rows if rows_batched else jnp.broadcast_to(rows, (axis_size, *rows.shape))
+    return jax.lax.dot_general(rows, w, (((2,), (2,)), ((0,), (0,))),
+                               preferred_element_type=jnp.float32), True
+  b, r, k = rows.shape
+  return _rows_2d(rows.reshape(b * r, k), w).reshape(b, r, w.shape[0]), True
+
+
+@jax.custom_vjp
+def _rows_times_wt(rows: jax.Array, w: jax.Array) -> jax.Array:
+  """:func:`_rows_2d` with its gradients (``custom_vmap`` has no reverse mode of its own)."""
+  return _rows_2d(rows, w)
+
+
+def _rows_times_wt_fwd(rows, w):
+  return _rows_2d(rows, w), (rows, w)
+
+
+def _rows_times_wt_bwd(res, g):
+  rows, w = res
+  d_rows = jax.lax.dot_general(g, w, (((1,), (0,)), ((), ())), preferred_element_type=jnp.float32)
+  d_w = jax.lax.dot_general(g, rows, (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32)
+  return d_rows.astype(rows.dtype), d_w.astype(w.dtype)
+
+
+_rows_times_wt.defvjp(_rows_times_wt_fwd, _rows_times_wt_bwd)
 
 
 def _cache_write(cache: jax.Array, index, update: jax.Array) -> jax.Array:
