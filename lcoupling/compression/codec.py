@@ -360,14 +360,13 @@ def _decoder_index(key, spec, label, log_weight_fn, side_info, num_bins, decoder
   # num_bins and decoder are traced (checked on the host by the callers): one compilation per
   # (spec, log_weight_fn, shapes) serves every rate and every decoder. Row k's race times come
   # from its own row key, equal to row k of shared_randomness's table (core.log_race_times).
-  n = spec.num_codewords
+  shared = shared_randomness(key, spec, num_rows=0)  # codebook and labels; the row below
   row = jnp.asarray(decoder if spec.scheme == "gls" else 0, jnp.uint32)
-  codebook = spec.sample_prior(jax.random.fold_in(key, CODEBOOK_STREAM), n)
-  labels = labels_from_counts(bin_counts(jax.random.fold_in(key, LABEL_STREAM), n, spec.max_bins), n)
-  log_times = core.log_race_times(jax.random.fold_in(jax.random.fold_in(key, RACE_STREAM), row), (n,))
-  logw = _log_weights(log_weight_fn, codebook, side_info, "log_weight_fn (decoder)")
+  log_times = core.log_race_times(jax.random.fold_in(jax.random.fold_in(key, RACE_STREAM), row),
+                                  (spec.num_codewords,))
+  logw = _log_weights(log_weight_fn, shared.codebook, side_info, "log_weight_fn (decoder)")
   mask = jnp.asarray(num_bins, jnp.int32) - 1
-  in_bin = (labels & mask) == (label & mask)
+  in_bin = (shared.labels & mask) == (label & mask)
   x = core.race_argmin(log_times, jnp.where(in_bin, logw, -jnp.inf))
   return x, jnp.all(jnp.isfinite(logw))
 
@@ -389,7 +388,9 @@ def decoder_index(key: jax.Array, spec: CodecSpec, label, log_weight_fn, side_in
             S_{k,j} / \mu^{(k)}_j
 
   with row ``k`` (GLS) or row 0 (baseline). ``label`` may be the fine label or
-  the message (only its low ``log2 L_max`` bits are read).
+  the message (only its low ``log2 L_max`` bits are read). ``num_bins`` and
+  ``decoder`` are checked on the host and then traced: one compilation serves
+  every rate and every decoder of a spec.
 
   ``log_weight_fn(codebook, side_info) -> float[N]`` returns decoder ``k``'s log
   importance weights ``log p_{W|T}(u|t_k) - log p_W(u)`` (up to a constant; logs,

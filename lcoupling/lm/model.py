@@ -228,7 +228,10 @@ def dense(x: jax.Array, w: jax.Array, out_dtype=None) -> jax.Array:
   ``bfloat16`` accumulator, falls back to a kernel several times slower. A
   single row in ``bfloat16`` also falls back (a matrix-vector kernel about 9x
   slower), so one row is computed as two (the second zeros) and the first
-  kept: the weights are read once either way. ``benchmarks/lm.py`` measures
+  kept: the weights are read once either way. Under ``jax.vmap`` the batch
+  axis joins the rows (a ``custom_vmap`` rule), so a vmapped decode runs the
+  same 2-D product instead of XLA copying every weight into ``[in, out]``
+  (:func:`_rows_2d`). ``benchmarks/lm.py`` measures
   each pass against its memory-bandwidth floor.
 
   >>> import jax.numpy as jnp
@@ -247,11 +250,6 @@ def dense(x: jax.Array, w: jax.Array, out_dtype=None) -> jax.Array:
   return y.reshape(*lead, w.shape[0]).astype(out_dtype)
 
 
-def _dot_rows(rows, w):
-  return jax.lax.dot_general(rows, w, (((rows.ndim - 1,), (1,)), ((), ())),
-                             preferred_element_type=jnp.float32)
-
-
 @jax.custom_batching.custom_vmap
 def _rows_2d(rows: jax.Array, w: jax.Array) -> jax.Array:
   """``float32[R, out]``: ``rows [R, in]`` times ``w [out, in]`` transposed, a 2-D product.
@@ -261,7 +259,7 @@ def _rows_2d(rows: jax.Array, w: jax.Array) -> jax.Array:
   copying every weight matrix into ``[in, out]`` (the whole model again in
   memory, then the slow kernel, see :func:`dense`).
   """
-  return _dot_rows(rows, w)
+  return jax.lax.dot_general(rows, w, (((1,), (1,)), ((), ())), preferred_element_type=jnp.float32)
 
 
 @_rows_2d.def_vmap
