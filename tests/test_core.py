@@ -420,7 +420,9 @@ _DEVICE_SCRIPT = textwrap.dedent("""
 def test_independent_of_device_count_and_chunking(tmp_path):
   script = tmp_path / "devices.py"
   script.write_text(_DEVICE_SCRIPT)
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu",
+  # the caller's XLA_FLAGS kept (`make test` compiles at -O0), 8 host devices added
+  flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+  env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu",
              PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
   res = subprocess.run([sys.executable, str(script), str(tmp_path / "out8.npz")], env=env,
                        cwd=REPO, capture_output=True, text=True, timeout=300)

@@ -179,7 +179,8 @@ def toy_cli_run(tmp_path_factory):
   w = tmp / "toy"
   out = subprocess.run([*_script("lcoupling-run"), "--config", "toy:quick", "--workdir", str(w),
                         "--noprogress", *_TINY_TOY], cwd=cwd, capture_output=True, text=True,
-                       env={**_env(), "XLA_FLAGS": "--xla_force_host_platform_device_count=1"},
+                       env={**_env(), "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
+                            + " --xla_force_host_platform_device_count=1"},
                        timeout=600)
   return out, cwd, w
 
@@ -222,7 +223,8 @@ def test_toy_results_identical_on_1_and_8_devices(toy_cli_run, tmp_path):
   w = tmp_path / "d8"
   out = _cli("--config", "configs/toy.py:quick", "--workdir", str(w), "--noprogress",
              *_TINY_TOY, "--config.chunk_size=50",
-             env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+             env={"XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
+                  + " --xla_force_host_platform_device_count=8"})
   assert out.returncode == 0, out.stderr
   res = results_lib.load_results(w)
   assert res["meta"]["devices"]["local_device_count"] == 8
