@@ -4,7 +4,7 @@
 
 Usage::
 
-    python benchmarks/dense.py [--layers 28] [--rows 1,2,4,5,8,10,16,40] [--variants dense,pad16,pairs,wxt]
+    python benchmarks/dense.py [--layers 28] [--rows 1,2,4,5,8,10,16,40] [--variants dense,pad16,pairs,wxt,reduce]
 
 The weights are ``--layers`` layers of Qwen2.5-Coder-1.5B's projection matrices
 (q, k, v, o, gate, up, down; 2.6 GB in bfloat16 for 28 layers, far beyond the
@@ -18,7 +18,9 @@ of ``--reps``):
   one bfloat16 row computed as two);
 * ``pad16``: the rows padded to a multiple of 16;
 * ``pairs``: the rows in pairs (the weights read ``M / 2`` times);
-* ``wxt``: ``W xᵀ`` (the weights as the left operand), transposed back.
+* ``wxt``: ``W xᵀ`` (the weights as the left operand), transposed back;
+* ``reduce``: ``sum(x * W, axis=-1)`` in float32, which XLA fuses into one
+  reduction reading the bfloat16 weights (no matrix kernel at all).
 """
 
 from __future__ import annotations
@@ -58,7 +60,12 @@ def _wxt(x, w):
   return y.T.astype(x.dtype)
 
 
-VARIANTS = {"dense": dense, "pad16": _pad16, "pairs": _pairs, "wxt": _wxt}
+def _reduce(x, w):
+  prods = x.astype(jnp.float32)[:, None, :] * w.astype(jnp.float32)[None]
+  return jnp.sum(prods, axis=-1).astype(x.dtype)
+
+
+VARIANTS = {"dense": dense, "pad16": _pad16, "pairs": _pairs, "wxt": _wxt, "reduce": _reduce}
 
 
 def weights(num_layers: int):
