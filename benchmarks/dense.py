@@ -4,7 +4,7 @@
 
 Usage::
 
-    python benchmarks/dense.py [--layers 28] [--rows 1,2,4,5,8,10,16,40] [--variants dense,pad16,pairs,wxt,reduce]
+    python benchmarks/dense.py [--layers 28] [--rows 1,2,4,5,8,10,16,40] [--variants dense,min2,pad16,pairs,wxt,reduce]
 
 The weights are ``--layers`` layers of Qwen2.5-Coder-1.5B's projection matrices
 (q, k, v, o, gate, up, down; 2.6 GB in bfloat16 for 28 layers, far beyond the
@@ -15,7 +15,9 @@ ratio to the floor, a ``jnp.sum`` over the same weights timed beside it (best
 of ``--reps``):
 
 * ``dense``: :func:`lcoupling.lm.model.dense` (``x Wᵀ``, float32 accumulator,
-  one bfloat16 row computed as two);
+  one or two bfloat16 rows computed as four);
+* ``min2``: the same product with only one row padded (to two), ``dense``
+  until it padded to four;
 * ``pad16``: the rows padded to a multiple of 16;
 * ``pairs``: the rows in pairs (the weights read ``M / 2`` times);
 * ``wxt``: ``W xᵀ`` (the weights as the left operand), transposed back;
@@ -49,6 +51,13 @@ def _pad16(x, w):
   return y[:x.shape[0]].astype(x.dtype)
 
 
+def _min2(x, w):
+  pad = 2 - x.shape[0] if x.shape[0] < 2 else 0
+  y = jax.lax.dot_general(jnp.pad(x, ((0, pad), (0, 0))), w, (((1,), (1,)), ((), ())),
+                          preferred_element_type=jnp.float32)
+  return y[:x.shape[0]].astype(x.dtype)
+
+
 def _pairs(x, w):
   m = x.shape[0]
   x = jnp.pad(x, ((0, m % 2), (0, 0)))
@@ -65,7 +74,7 @@ def _reduce(x, w):
   return jnp.sum(prods, axis=-1).astype(x.dtype)
 
 
-VARIANTS = {"dense": dense, "pad16": _pad16, "pairs": _pairs, "wxt": _wxt, "reduce": _reduce}
+VARIANTS = {"dense": dense, "min2": _min2, "pad16": _pad16, "pairs": _pairs, "wxt": _wxt, "reduce": _reduce}
 
 
 def weights(num_layers: int):

@@ -196,9 +196,9 @@ def test_attention_formulations_agree(monkeypatch):
 @pytest.mark.parametrize("lead", [(1,), (1, 1), (2,), (2, 5), (3, 1)])
 def test_dense_layout_and_single_row(dtype, lead):
   """``dense(x, w)`` is ``x @ w.T`` for ``w [out, in]`` with a float32 accumulator, for any
-  leading shape; one bfloat16 row (computed as two, see ``dense``) equals the first row of the
-  same product with that row stacked on others, bit for bit (in float32 one row takes XLA's
-  matrix-vector kernel, equal to rounding)."""
+  leading shape; one or two bfloat16 rows (computed as ``BF16_MIN_ROWS``, see ``dense``) equal
+  the first rows of the same product with those rows stacked on others, bit for bit (in float32
+  one row takes XLA's matrix-vector kernel, equal to rounding)."""
   from lcoupling.lm.model import dense
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=lead + (48,)), dtype)
@@ -209,11 +209,37 @@ def test_dense_layout_and_single_row(dtype, lead):
   tol = 1e-5 if dtype == "float32" else 2e-2  # bfloat16 output rounding (8 mantissa bits)
   np.testing.assert_allclose(np.asarray(y, np.float64), want, rtol=tol, atol=tol)
   assert dense(x, w, jnp.float32).dtype == jnp.float32
-  if dtype == "bfloat16":  # the padded single row is a row of the multi-row product
-    one = x.reshape(-1, 48)[:1]
-    stacked = jnp.concatenate([one, jnp.ones((3, 48), dtype)])
-    np.testing.assert_array_equal(np.asarray(dense(one, w, jnp.float32)),
-                                  np.asarray(dense(stacked, w, jnp.float32))[:1])
+  if dtype == "bfloat16":  # the padded rows are rows of the multi-row product
+    from lcoupling.lm.model import BF16_MIN_ROWS
+    for r in (1, 2):
+      few = jnp.concatenate([x.reshape(-1, 48)[:1], jnp.full((r - 1, 48), 0.5, dtype)])
+      stacked = jnp.concatenate([few, jnp.ones((BF16_MIN_ROWS - r, 48), dtype)])
+      np.testing.assert_array_equal(np.asarray(dense(few, w, jnp.float32)),
+                                    np.asarray(dense(stacked, w, jnp.float32))[:r])
+      assert _dot_lhs_shapes(jax.make_jaxpr(dense)(few, w)) == [(BF16_MIN_ROWS, 48)]
+    # Under vmap the rows are padded after the batch axis joins them: 2 x 1 rows become 4, 3 x 1
+    # rows stay 3 (before, each element's single row was padded on its own).
+    for b, want in ((2, BF16_MIN_ROWS), (3, 3)):
+      xs = jnp.ones((b, 1, 48), dtype)
+      assert _dot_lhs_shapes(jax.make_jaxpr(jax.vmap(lambda v: dense(v, w)))(xs)) == [(want, 48)]
+
+
+def _dot_lhs_shapes(closed) -> list[tuple[int, ...]]:
+  """The left operand's shape of every ``dot_general`` in a jaxpr, nested jaxprs included."""
+  shapes = []
+
+  def walk(jaxpr):
+    for e in jaxpr.eqns:
+      if e.primitive.name == "dot_general":
+        shapes.append(tuple(e.invars[0].aval.shape))
+      for v in e.params.values():
+        for sub in v if isinstance(v, (tuple, list)) else (v,):
+          inner = getattr(sub, "jaxpr", sub)
+          if hasattr(inner, "eqns"):
+            walk(inner)
+
+  walk(closed.jaxpr)
+  return shapes
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])

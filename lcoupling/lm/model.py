@@ -227,11 +227,12 @@ def dense(x: jax.Array, w: jax.Array, out_dtype=None) -> jax.Array:
   long prompts at matrix-unit speed); the ``[in, out]`` layout, or a
   ``bfloat16`` accumulator, falls back to a kernel several times slower. A
   single row in ``bfloat16`` also falls back (a matrix-vector kernel about 9x
-  slower), so one row is computed as two (the second zeros) and the first
-  kept: the weights are read once either way. Under ``jax.vmap`` the batch
-  axis joins the rows (a ``custom_vmap`` rule), so a vmapped decode runs the
-  same 2-D product instead of XLA copying every weight into ``[in, out]``
-  (:func:`_rows_2d`). ``benchmarks/lm.py`` measures
+  slower), and two rows stream the weights 12 % slower than four, so one or
+  two ``bfloat16`` rows are computed as :data:`BF16_MIN_ROWS` (zeros added)
+  and the first kept: the weights are read once either way. Under
+  ``jax.vmap`` the batch axis joins the rows (a ``custom_vmap`` rule), so a
+  vmapped decode runs the same 2-D product instead of XLA copying every
+  weight into ``[in, out]`` (:func:`_rows_2d`). ``benchmarks/lm.py`` measures
   each pass against its memory-bandwidth floor.
 
   >>> import jax.numpy as jnp
@@ -240,14 +241,15 @@ def dense(x: jax.Array, w: jax.Array, out_dtype=None) -> jax.Array:
   """
   out_dtype = x.dtype if out_dtype is None else out_dtype
   lead = x.shape[:-1]
-  rows = x.reshape(-1, x.shape[-1])
-  pad = rows.shape[0] == 1 and rows.dtype == jnp.bfloat16
-  if pad:
-    rows = jnp.concatenate([rows, jnp.zeros_like(rows)])
-  y = _rows_times_wt(rows, w)
-  if pad:
-    y = y[:1]
+  y = _rows_times_wt(x.reshape(-1, x.shape[-1]), w)
   return y.reshape(*lead, w.shape[0]).astype(out_dtype)
+
+
+#: One or two ``bfloat16`` rows are padded to this many before the product: ``python
+#: benchmarks/dense.py --variants dense,pad4`` (28 layers of the 1.5B model's projections, 2.6 GB)
+#: measured 138 / 135 ms for 1 / 2 rows computed as 2, 119 / 120 ms padded to 4, 121 ms for 3 or 4
+#: rows, 122 ms for 1 row padded to 8 and 129 ms padded to 16.
+BF16_MIN_ROWS = 4
 
 
 @jax.custom_batching.custom_vmap
@@ -257,9 +259,14 @@ def _rows_2d(rows: jax.Array, w: jax.Array) -> jax.Array:
   Under ``jax.vmap`` the batch axis is merged into the rows, so the product stays
   2-D: batched, XLA's CPU backend made the ``[B, R, in]`` product canonical by
   copying every weight matrix into ``[in, out]`` (the whole model again in
-  memory, then the slow kernel, see :func:`dense`).
+  memory, then the slow kernel, see :func:`dense`). One or two ``bfloat16`` rows
+  (after that merge) are computed as :data:`BF16_MIN_ROWS`.
   """
-  return jax.lax.dot_general(rows, w, (((1,), (1,)), ((), ())), preferred_element_type=jnp.float32)
+  r = rows.shape[0]
+  pad = BF16_MIN_ROWS - r if rows.dtype == jnp.bfloat16 and r < BF16_MIN_ROWS - 1 else 0
+  y = jax.lax.dot_general(jnp.pad(rows, ((0, pad), (0, 0))), w, (((1,), (1,)), ((), ())),
+                          preferred_element_type=jnp.float32)
+  return y[:r]
 
 
 @_rows_2d.def_vmap
