@@ -95,8 +95,8 @@ def build_llama(config: LlamaConfig, params: Mapping[str, np.ndarray]) -> Llama:
   ``lm_head``. The model is built abstractly (:func:`flax.nnx.eval_shape`, no
   random initialisation) and every parameter is replaced, layer by layer; a
   missing, unexpected or misshapen array raises ``ValueError`` naming it. On the
-  CPU an aligned array of the model's dtype (a memory-mapped cache,
-  :mod:`lcoupling.lm.weight_cache`) is used in place, without a copy.
+  CPU an aligned array of the model's dtype (as :mod:`lcoupling.lm.weight_cache`
+  reads them) is used in place, without a copy.
   """
   model = nnx.eval_shape(lambda: Llama(config, rngs=nnx.Rngs(0)))
   n = config.num_layers

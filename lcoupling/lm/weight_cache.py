@@ -17,9 +17,9 @@ when all of these match the GGUF being loaded (its sha256 is recomputed on
 every load, about 1 s per GB); otherwise it is rebuilt. It is written
 atomically (temporary name + rename), one tensor at a time, so an interrupted
 build leaves no cache behind and the writer never holds a second copy of the
-weights. Reading maps the file (:class:`CachedParams`): on the CPU the model's
-arrays are the mapped pages themselves, so a cached load takes seconds and
-holds the weights once.
+weights. Reading (:class:`CachedParams`) reads each tensor into memory once; on
+the CPU the model's arrays are those buffers themselves, so a cached load takes
+seconds and holds the weights once.
 
 Example:
   >>> import numpy as np, tempfile, pathlib
@@ -77,7 +77,7 @@ def write_safetensors(path: os.PathLike | str, tensors: Mapping[str, np.ndarray]
   """
   path = pathlib.Path(path)
   # Larger tensors first, so that every tensor whose size is a multiple of 64
-  # bytes starts 64-byte aligned (what lets the CPU use it in place).
+  # bytes starts 64-byte aligned (a reader that maps the file can use it in place).
   names = sorted(tensors, key=lambda k: (-(tensors[k].nbytes % 64 == 0), k))
   header, offset = {"__metadata__": dict(metadata)}, 0
   for name in names:
@@ -95,14 +95,15 @@ def write_safetensors(path: os.PathLike | str, tensors: Mapping[str, np.ndarray]
 
 
 class CachedParams(collections.abc.Mapping):
-  """A safetensors file as a ``{name: np.ndarray}`` mapping of views into one memory map.
+  """A safetensors file as a ``{name: np.ndarray}`` mapping, each tensor read on access.
 
-  The file is mapped copy-on-write (``np.memmap(mode="c")``): a tensor costs
-  nothing until it is read, and a 64-byte-aligned tensor given to
-  ``jax.device_put`` on the CPU is used in place (no copy), so loading a cached
-  model is a page-cache read. The header is checked (offsets inside the file,
-  sizes matching shapes); the files :func:`write_safetensors` writes align
-  every tensor.
+  Reading a tensor reads its bytes from the file into a new array (a
+  page-cache copy when the file was read recently). The weights are not used
+  in place from a memory map: file-backed pages are 4 KB pages, and a decoding
+  step streaming 3 GB of weights through them ran 15-25 % slower on this
+  project's CPU (Qwen2.5-Coder-1.5B, one row: 145 against 123 ms) than from
+  ordinary memory, which the kernel backs with 2 MB pages. The header is checked
+  (offsets inside the file, sizes matching shapes).
   """
 
   def __init__(self, path: os.PathLike | str):
@@ -116,7 +117,6 @@ class CachedParams(collections.abc.Mapping):
       header = json.loads(f.read(n))
     self.metadata: dict[str, str] = header.pop("__metadata__", None) or {}
     dtypes = {"F32": np.float32, "F16": np.float16, "I32": np.int32, "BF16": ml_dtypes.bfloat16}
-    self._map = np.memmap(self.path, dtype=np.uint8, mode="c") if size else None
     self._entries = {}
     for name, e in header.items():
       dtype = np.dtype(dtypes[e["dtype"]])
@@ -128,7 +128,11 @@ class CachedParams(collections.abc.Mapping):
 
   def __getitem__(self, name: str) -> np.ndarray:
     dtype, shape, start = self._entries[name]
-    return np.ndarray(shape, dtype, buffer=self._map, offset=start)
+    count = math.prod(shape) * dtype.itemsize
+    data = np.fromfile(self.path, dtype=np.uint8, count=count, offset=start)
+    if data.size != count:
+      raise ValueError(f"{self.path}: truncated while reading {name}")
+    return data.view(dtype).reshape(shape)
 
   def __iter__(self):
     return iter(self._entries)
