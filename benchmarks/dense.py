@@ -4,7 +4,7 @@
 
 Usage::
 
-    python benchmarks/dense.py [--layers 28] [--rows 1,2,4,5,8,10,16,40] [--variants dense,min2,pad16,pairs,wxt,reduce]
+    python benchmarks/dense.py [--layers 28] [--rows 1,2,4,5,8,10,16,40] [--variants dense,xla,min2,pad16,pairs,wxt,reduce]
 
 The weights are ``--layers`` layers of Qwen2.5-Coder-1.5B's projection matrices
 (q, k, v, o, gate, up, down; 2.6 GB in bfloat16 for 28 layers, far beyond the
@@ -14,8 +14,11 @@ step's matrix products without attention, norms or head) and is printed as its
 ratio to the floor, a ``jnp.sum`` over the same weights timed beside it (best
 of ``--reps``):
 
-* ``dense``: :func:`lcoupling.lm.model.dense` (``x Wᵀ``, float32 accumulator,
-  one or two bfloat16 rows computed as four);
+* ``dense``: :func:`lcoupling.lm.model.dense` (``x Wᵀ``, float32 accumulator):
+  the AMX kernel :func:`lcoupling.lm.cpu_kernels.matmul_t` for 1-48 rows where
+  the CPU has AMX-BF16, else ``xla``;
+* ``xla``: XLA's own product as ``dense`` runs it without the kernel (one or two
+  bfloat16 rows computed as four, :func:`lcoupling.lm.model.xla_rows_2d`);
 * ``min2``: the same product with only one row padded (to two), ``dense``
   until it padded to four;
 * ``pad16``: the rows padded to a multiple of 16;
@@ -37,11 +40,16 @@ import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from lcoupling.lm import model  # noqa: E402
 from lcoupling.lm.model import dense  # noqa: E402
 
 D, F, KV = 1536, 8960, 256  # Qwen2.5-Coder-1.5B: hidden, MLP, key/value width
 SHAPES = {"q": (D, D), "k": (KV, D), "v": (KV, D), "o": (D, D), "gate": (F, D), "up": (F, D),
           "down": (D, F)}
+
+
+def _xla(x, w):
+  return model.xla_rows_2d(x, w).astype(x.dtype)
 
 
 def _pad16(x, w):
@@ -74,7 +82,7 @@ def _reduce(x, w):
   return jnp.sum(prods, axis=-1).astype(x.dtype)
 
 
-VARIANTS = {"dense": dense, "min2": _min2, "pad16": _pad16, "pairs": _pairs, "wxt": _wxt, "reduce": _reduce}
+VARIANTS = {"dense": dense, "xla": _xla, "min2": _min2, "pad16": _pad16, "pairs": _pairs, "wxt": _wxt, "reduce": _reduce}
 
 
 def weights(num_layers: int):

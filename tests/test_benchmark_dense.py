@@ -21,7 +21,7 @@ def test_variants_agree_and_the_table_prints(capsys):
   layers = bench.weights(1)
   x = jnp.asarray(np.random.default_rng(0).normal(size=(3, bench.D)), jnp.bfloat16)
   ref = np.asarray(bench.forward(bench.VARIANTS["dense"])(layers, x), np.float32)
-  for name in ("min2", "pad16", "pairs", "wxt", "reduce"):
+  for name in ("xla", "min2", "pad16", "pairs", "wxt", "reduce"):
     got = np.asarray(bench.forward(bench.VARIANTS[name])(layers, x), np.float32)
     np.testing.assert_allclose(got, ref, rtol=2e-2, atol=2e-2, err_msg=name)
   bench.main(["--layers", "1", "--rows", "1,3", "--variants", "dense,pairs", "--reps", "1"])

@@ -74,6 +74,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from lcoupling.lm import cpu_kernels
 from lcoupling.lm.cache import KVCache
 
 __all__ = ["LlamaConfig", "Llama", "LlamaLayer", "LanguageModel", "decoder_stack",
@@ -221,19 +222,20 @@ def dense(x: jax.Array, w: jax.Array, out_dtype=None) -> jax.Array:
   """``x [..., in]`` times the transpose of ``w [out, in]``: ``[..., out]``.
 
   Accumulates in ``float32`` and returns ``out_dtype`` (default ``x.dtype``).
-  The ``[out, in]`` layout with a ``float32`` accumulator is what XLA's CPU
-  backend turns into its fast ``bfloat16`` matrix product (on a recent x86
-  CPU it streams the weights at memory bandwidth for 2 to 32 rows, and runs
-  long prompts at matrix-unit speed); the ``[in, out]`` layout, or a
-  ``bfloat16`` accumulator, falls back to a kernel several times slower. A
-  single row in ``bfloat16`` also falls back (a matrix-vector kernel about 9x
-  slower), and two rows stream the weights 12 % slower than four, so one or
-  two ``bfloat16`` rows are computed as :data:`BF16_MIN_ROWS` (zeros added)
-  and the first kept: the weights are read once either way. Under
-  ``jax.vmap`` the batch axis joins the rows (a ``custom_vmap`` rule), so a
-  vmapped decode runs the same 2-D product instead of XLA copying every
-  weight into ``[in, out]`` (:func:`_rows_2d`). ``benchmarks/lm.py`` measures
-  each pass against its memory-bandwidth floor.
+  On an x86 CPU with AMX-BF16, 1 to 48 ``bfloat16`` rows go through
+  :func:`lcoupling.lm.cpu_kernels.matmul_t`, which streams the weights at 27-29
+  GB/s where XLA's own product reaches about 22 (``benchmarks/dense.py``);
+  elsewhere, and on GPUs and TPUs, XLA's product runs. For XLA's CPU backend the
+  ``[out, in]`` layout with a ``float32`` accumulator is what turns into its
+  fast ``bfloat16`` matrix product (the ``[in, out]`` layout, or a ``bfloat16``
+  accumulator, falls back to a kernel several times slower); a single
+  ``bfloat16`` row also falls back (a matrix-vector kernel about 9x slower),
+  and two rows stream the weights 12 % slower than four, so there one or two
+  ``bfloat16`` rows are computed as :data:`BF16_MIN_ROWS` (zeros added) and the
+  first kept. Under ``jax.vmap`` the batch axis joins the rows (a
+  ``custom_vmap`` rule), so a vmapped decode runs the same 2-D product instead
+  of XLA copying every weight into ``[in, out]`` (:func:`_rows_2d`).
+  ``benchmarks/lm.py`` measures each pass against its memory-bandwidth floor.
 
   >>> import jax.numpy as jnp
   >>> dense(jnp.ones((2, 3)), jnp.arange(12.0).reshape(4, 3)).tolist()
@@ -245,10 +247,10 @@ def dense(x: jax.Array, w: jax.Array, out_dtype=None) -> jax.Array:
   return y.reshape(*lead, w.shape[0]).astype(out_dtype)
 
 
-#: One or two ``bfloat16`` rows are padded to this many before the product: ``python
-#: benchmarks/dense.py --variants dense,pad4`` (28 layers of the 1.5B model's projections, 2.6 GB)
-#: measured 138 / 135 ms for 1 / 2 rows computed as 2, 119 / 120 ms padded to 4, 121 ms for 3 or 4
-#: rows, 122 ms for 1 row padded to 8 and 129 ms padded to 16.
+#: In XLA's product (:func:`xla_rows_2d`), one or two ``bfloat16`` rows are padded to this many:
+#: ``python benchmarks/dense.py`` (28 layers of the 1.5B model's projections, 2.6 GB) measured
+#: 138 / 135 ms for 1 / 2 rows computed as 2, 119 / 120 ms padded to 4, 121 ms for 3 or 4 rows,
+#: 122 ms for 1 row padded to 8 and 129 ms padded to 16.
 BF16_MIN_ROWS = 4
 
 
@@ -262,6 +264,13 @@ def _rows_2d(rows: jax.Array, w: jax.Array) -> jax.Array:
   memory, then the slow kernel, see :func:`dense`). One or two ``bfloat16`` rows
   (after that merge) are computed as :data:`BF16_MIN_ROWS`.
   """
+  if cpu_kernels.supports(rows, w) and cpu_kernels.amx():  # 1-48 bfloat16 rows, AMX here
+    return jax.lax.platform_dependent(rows, w, cpu=cpu_kernels.matmul_t, default=xla_rows_2d)
+  return xla_rows_2d(rows, w)
+
+
+def xla_rows_2d(rows: jax.Array, w: jax.Array) -> jax.Array:
+  """:func:`_rows_2d` by XLA's own product (one or two ``bfloat16`` rows computed as four)."""
   r = rows.shape[0]
   pad = BF16_MIN_ROWS - r if rows.dtype == jnp.bfloat16 and r < BF16_MIN_ROWS - 1 else 0
   y = jax.lax.dot_general(jnp.pad(rows, ((0, pad), (0, 0))), w, (((1,), (1,)), ((), ())),
@@ -320,17 +329,26 @@ def _cache_write(cache: jax.Array, index, update: jax.Array) -> jax.Array:
 def embed_lookup(table: jax.Array, tokens: jax.Array) -> jax.Array:
   """The rows ``table[tokens]`` of an embedding table ``[V, d]``: ``[*tokens.shape, d]``.
 
-  A ``bfloat16`` table is gathered as its ``uint16`` bit patterns (the same
-  values): XLA's CPU backend converts a ``bfloat16`` table to ``float32`` before
-  a gather, and in a decoding loop that conversion is hoisted out of the loop
-  as a ``float32`` copy of the whole table (0.9 GB for Qwen2.5-Coder-1.5B) made
-  on every call.
+  XLA's CPU backend converts a ``bfloat16`` table to ``float32`` before a
+  gather, and in a decoding loop hoists the conversion out of the loop: a
+  ``float32`` copy of the whole table (0.9 GB for Qwen2.5-Coder-1.5B) made on
+  every call. Gathered as its ``uint16`` bit patterns instead, the table is
+  still copied once per call (the hoisted bit cast, 0.47 GB, 80 ms). So on the
+  CPU a ``bfloat16`` table goes through :func:`lcoupling.lm.cpu_kernels.take_rows`
+  (a gather XLA cannot see into, reading only the rows it needs; token ids are
+  clipped to the table) where that is built; otherwise it is gathered as bits.
 
   >>> import jax.numpy as jnp
   >>> table = jnp.arange(6.0, dtype=jnp.bfloat16).reshape(3, 2)
   >>> embed_lookup(table, jnp.array([[2, 0]])).tolist()
   [[[4.0, 5.0], [0.0, 1.0]]]
   """
+  if table.dtype == jnp.bfloat16 and cpu_kernels.built():
+    return jax.lax.platform_dependent(table, tokens, cpu=cpu_kernels.take_rows, default=_take_bits)
+  return _take_bits(table, tokens)
+
+
+def _take_bits(table: jax.Array, tokens: jax.Array) -> jax.Array:
   if table.dtype == jnp.bfloat16:
     bits = jax.lax.bitcast_convert_type(table, jnp.uint16)
     return jax.lax.bitcast_convert_type(jnp.take(bits, tokens, axis=0), jnp.bfloat16)
