@@ -100,9 +100,9 @@ class CachedParams(collections.abc.Mapping):
   Reading a tensor reads its bytes from the file into a new array (a
   page-cache copy when the file was read recently). The weights are not used
   in place from a memory map: file-backed pages are 4 KB pages, and a decoding
-  step streaming 3 GB of weights through them ran 15-25 % slower on this
-  project's CPU (Qwen2.5-Coder-1.5B, one row: 145 against 123 ms) than from
-  ordinary memory, which the kernel backs with 2 MB pages. The header is checked
+  step streaming 3 GB of weights through them ran 8-55 % slower on this
+  project's CPU (Qwen2.5-Coder-1.5B, one row: 145 against 123 ms in one
+  measurement) than from ordinary memory, which the kernel backs with 2 MB pages. The header is checked
   (offsets inside the file, sizes matching shapes).
   """
 
