@@ -176,3 +176,21 @@ def test_without_the_kernels_the_model_uses_xla(monkeypatch, caplog):
     cpu_kernels._library.cache_clear()
     cpu_kernels.amx.cache_clear()
     jax.clear_caches()
+
+
+@needs_amx
+def test_dense_gradients_and_vmapped_lookup_through_the_kernels():
+  """Gradients of ``dense`` on the kernel's path are those of the product (the backward pass is
+  XLA's), and a vmapped ``embed_lookup`` (the studies vmap whole decodes) gathers each row's ids."""
+  x, w = _operands(3, 128, 64, seed=7)
+  loss = lambda x, w: jnp.sum(dense(x, w, jnp.float32) ** 2)  # noqa: E731
+  assert 'custom_call_target="lcoupling_bf16_matmul_t"' in jax.jit(loss).lower(x, w).compile().as_text()
+  gx, gw = jax.grad(loss, argnums=(0, 1))(x, w)
+  x64, w64 = np.asarray(x, np.float64), np.asarray(w, np.float64)
+  y = x64 @ w64.T
+  np.testing.assert_allclose(np.asarray(gx, np.float64), 2 * y @ w64, rtol=2e-2, atol=2e-2)  # bf16 out
+  np.testing.assert_allclose(np.asarray(gw, np.float64), 2 * y.T @ x64, rtol=2e-2, atol=2e-2)
+  table = jnp.asarray(np.random.default_rng(8).normal(size=(50, 64)), jnp.bfloat16)
+  ids = jnp.array([[[1, 49]], [[0, 7]], [[3, 3]]])  # [B, 1, 2]
+  got = jax.jit(jax.vmap(lambda t: embed_lookup(table, t)))(ids)
+  np.testing.assert_array_equal(np.asarray(got, np.float32), np.asarray(table, np.float32)[ids])
