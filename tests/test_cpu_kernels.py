@@ -110,6 +110,8 @@ def test_take_rows_is_take_with_clipped_ids(dtype):
                                 np.asarray(table, np.float32)[[0, 96, 96]])
   with pytest.raises(ValueError, match="table must be"):
     cpu_kernels.take_rows(table[0], ids)
+  with pytest.raises(Exception, match=r"table \[V, D\] \(V >= 1\)"):  # no row to clip to
+    jax.block_until_ready(cpu_kernels.take_rows(table[:0], ids))
 
 
 @needs_build

@@ -234,16 +234,17 @@ ffi::Error MatmulT(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> x, ffi::Buffer<f
 ffi::Error TakeRows(ffi::AnyBuffer table, ffi::Buffer<ffi::S32> index,
                     ffi::Result<ffi::AnyBuffer> out) {
   const auto td = table.dimensions();
-  if (td.size() != 2 || out->element_type() != table.element_type() ||
-      out->size_bytes() != static_cast<size_t>(index.element_count()) * td[1] *
-                               (table.size_bytes() / std::max<int64_t>(1, td[0] * td[1])))
-    return ffi::Error::InvalidArgument("lcoupling_take_rows: table [V, D], index [n], out [n, D]");
+  const size_t n = index.element_count();
+  if (td.size() != 2 || (td[0] == 0 && n > 0) || out->element_type() != table.element_type())
+    return ffi::Error::InvalidArgument("lcoupling_take_rows: table [V, D] (V >= 1), index [n]");
   const int64_t v = td[0];
-  const size_t row_bytes = td[0] ? table.size_bytes() / v : 0;
+  const size_t row_bytes = td[1] * ffi::ByteWidth(table.element_type());
+  if (out->size_bytes() != n * row_bytes)
+    return ffi::Error::InvalidArgument("lcoupling_take_rows: out must be [n, D]");
   const auto* src = static_cast<const char*>(table.untyped_data());
   auto* dst = static_cast<char*>(out->untyped_data());
   const int32_t* idx = index.typed_data();
-  for (size_t i = 0; i < index.element_count(); ++i) {
+  for (size_t i = 0; i < n; ++i) {
     const int64_t r = std::min<int64_t>(std::max<int64_t>(idx[i], 0), v - 1);
     std::memcpy(dst + i * row_bytes, src + r * row_bytes, row_bytes);
   }

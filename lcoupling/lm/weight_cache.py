@@ -102,8 +102,8 @@ class CachedParams(collections.abc.Mapping):
   in place from a memory map: file-backed pages are 4 KB pages, and a decoding
   step streaming 3 GB of weights through them ran 8-55 % slower on this
   project's CPU (Qwen2.5-Coder-1.5B, one row: 145 against 123 ms in one
-  measurement) than from ordinary memory, which the kernel backs with 2 MB pages. The header is checked
-  (offsets inside the file, sizes matching shapes).
+  measurement) than from ordinary memory, which the kernel backs with 2 MB
+  pages. The header is checked (offsets inside the file, sizes matching shapes).
   """
 
   def __init__(self, path: os.PathLike | str):
