@@ -15,8 +15,9 @@ ratio to the floor, a ``jnp.sum`` over the same weights timed beside it (best
 of ``--reps``):
 
 * ``dense``: :func:`lcoupling.lm.model.dense` (``x Wᵀ``, float32 accumulator):
-  the AMX kernel :func:`lcoupling.lm.cpu_kernels.matmul_t` for 1-48 rows where
-  the CPU has AMX-BF16, else ``xla``;
+  the kernel :func:`lcoupling.lm.cpu_kernels.matmul_t` for 1-48 rows where the
+  CPU has AMX-BF16 or AVX512-BF16 (:func:`~lcoupling.lm.cpu_kernels.matmul_isa`
+  is printed), else ``xla``;
 * ``xla``: XLA's own product as ``dense`` runs it without the kernel (one or two
   bfloat16 rows computed as four, :func:`lcoupling.lm.model.xla_rows_2d`);
 * ``min2``: the same product with only one row padded (to two), ``dense``
@@ -40,7 +41,7 @@ import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from lcoupling.lm import model  # noqa: E402
+from lcoupling.lm import cpu_kernels, model  # noqa: E402
 from lcoupling.lm.model import dense  # noqa: E402
 
 D, F, KV = 1536, 8960, 256  # Qwen2.5-Coder-1.5B: hidden, MLP, key/value width
@@ -137,7 +138,7 @@ def main(argv=None):
   floor = _best(_sum, layers, reps=args.reps)
   print(f"# jax {jax.__version__}, {jax.default_backend()}; {args.layers} layers, "
         f"{nbytes / 1e9:.2f} GB of bfloat16 weights; jnp.sum floor {floor * 1e3:.1f} ms "
-        f"({nbytes / floor / 1e9:.1f} GB/s)\n")
+        f"({nbytes / floor / 1e9:.1f} GB/s)\n# CPU: {cpu_kernels.describe()}\n")
   print("| variant | " + " | ".join(f"M = {m}" for m in rows) + " |")
   print("|---|" + "---:|" * len(rows))
   for name in names:

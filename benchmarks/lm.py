@@ -157,7 +157,7 @@ def main(argv=None):
   print("# Language-model forward passes vs roofline")
   print(f"jax {jax.__version__}  python {platform.python_version()}  backend "
         f"{jax.default_backend()} ({getattr(dev, 'device_kind', dev.platform)})  host cpus "
-        f"{os.cpu_count()}")
+        f"{os.cpu_count()}; CPU {lm.cpu_kernels.describe()}")
   print(f"model {args.model}: {c.num_parameters / 1e6:.1f} M parameters, {c.dtype}; prompt "
         f"P = {p_len}, cache {s_len} positions; best of {reps} reps after warm-up, each rep "
         "after one call of every roofline kernel\n")

@@ -71,7 +71,7 @@ from flax import nnx
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from lcoupling import acceptance, specdec  # noqa: E402
-from lcoupling.lm import Llama, LlamaConfig  # noqa: E402
+from lcoupling.lm import Llama, LlamaConfig, cpu_kernels  # noqa: E402
 from lcoupling.lm import cache as lm_cache  # noqa: E402
 from lcoupling.specdec import engine, metrics, verification  # noqa: E402
 
@@ -285,7 +285,8 @@ def _header(args):
   print("# Speculative decoding: verification cost")
   kind = getattr(dev, "device_kind", dev.platform)
   print(f"jax {jax.__version__}  python {platform.python_version()}  backend "
-        f"{jax.default_backend()}  {jax.device_count()} x {kind}  host cpus {os.cpu_count()}")
+        f"{jax.default_backend()}  {jax.device_count()} x {kind}  host cpus {os.cpu_count()}"
+        f"; CPU {cpu_kernels.describe()}")
   print(f"target: random-init SmolLM2-135M architecture ({SMOLLM2_135M.num_parameters / 1e6:.0f} M "
         f"parameters, float32); drafter: 2 layers of the same shape; best of {args.reps} reps\n")
 
@@ -383,7 +384,8 @@ def _real_models(args):
   dev = jax.devices()[0]
   print("# Speculative decoding with real models")
   print(f"jax {jax.__version__}  backend {jax.default_backend()}  "
-        f"{getattr(dev, 'device_kind', dev.platform)}  host cpus {os.cpu_count()}")
+        f"{getattr(dev, 'device_kind', dev.platform)}  host cpus {os.cpu_count()}"
+        f"; CPU {cpu_kernels.describe()}")
   print(f"target: {args.target} ({llm.config.num_parameters / 1e6:.0f} M parameters, "
         f"{llm.config.dtype}); drafter: {args.drafter}; best of {args.reps} reps\n")
   if not args.skip_verification_cost:

@@ -1,17 +1,19 @@
 # Copyright 2026 The lcoupling Authors.
 # SPDX-License-Identifier: Apache-2.0
-"""lcoupling.lm.cpu_kernels: the AMX matrix product and the embedding gather (XLA FFI).
+"""lcoupling.lm.cpu_kernels: the matrix product (AMX and AVX512-BF16) and the embedding gather (XLA FFI).
 
 The product is checked against float64 within the worst-case bound of a float32 sum of K
 products (each exact in float32: bfloat16 has 8 significant bits), |y - y*| <= gamma_K
 sum_k |x_k w_k| with gamma_K = K u / (1 - K u), u = 2^-24 (Higham, Accuracy and Stability of
 Numerical Algorithms, eq. 3.5); and for batch invariance: a row's result does not depend on
-the rows beside it. The product's tests skip where the CPU has no AMX-BF16 (the kernel
-cannot run there; ``dense`` then uses XLA's product, which the rest of the suite tests).
+the rows beside it. Each test of the product runs once per instruction set (``isa``) and skips,
+saying so, where the CPU lacks it (a Sapphire Rapids Xeon has both, an AMD Zen 4 only
+AVX512-BF16; with neither, ``dense`` uses XLA's product, which the rest of the suite tests).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 
@@ -23,10 +25,15 @@ import pytest
 from lcoupling.lm import cpu_kernels
 from lcoupling.lm.model import dense, embed_lookup
 
-needs_amx = pytest.mark.skipif(not cpu_kernels.amx(), reason="this CPU has no AMX-BF16 (or the "
-                               "kernel was refused it): lcoupling.lm.cpu_kernels.amx() is False")
+needs_matmul = pytest.mark.skipif(not cpu_kernels.matmul_isas(), reason="this CPU has neither "
+                                  "AMX-BF16 nor AVX512-BF16: lcoupling.lm.cpu_kernels.matmul_isas() is ()")
 needs_build = pytest.mark.skipif(not cpu_kernels.built(), reason="no x86-64 Linux C++ compiler: "
                                  "lcoupling.lm.cpu_kernels.built() is False")
+
+
+def _needs(isa):
+  if isa not in cpu_kernels.matmul_isas():
+    pytest.skip(f"this CPU cannot run the {isa} kernel (it has {cpu_kernels.matmul_isas() or 'none'})")
 
 
 def _operands(rows, n, k, seed=0):
@@ -36,12 +43,13 @@ def _operands(rows, n, k, seed=0):
   return x, w
 
 
-@needs_amx
-@pytest.mark.parametrize("rows", [1, 5, 16, 17, 33, 48])
+@pytest.mark.parametrize("isa", cpu_kernels.ISAS)
+@pytest.mark.parametrize("rows", [1, 5, 8, 16, 17, 33, 48])
 @pytest.mark.parametrize("n,k", [(64, 32), (192, 96), (128, 1536)])
-def test_matmul_t_within_the_float32_summation_bound(rows, n, k):
+def test_matmul_t_within_the_float32_summation_bound(rows, n, k, isa):
+  _needs(isa)
   x, w = _operands(rows, n, k)
-  y = np.asarray(jax.jit(cpu_kernels.matmul_t)(x, w))
+  y = np.asarray(jax.jit(functools.partial(cpu_kernels.matmul_t, isa=isa))(x, w))
   assert y.shape == (rows, n) and y.dtype == np.float32
   x64, w64 = np.asarray(x, np.float64), np.asarray(w, np.float64)
   exact = x64 @ w64.T
@@ -51,13 +59,14 @@ def test_matmul_t_within_the_float32_summation_bound(rows, n, k):
   assert np.all(np.abs(y - exact) <= bound), np.max(np.abs(y - exact) - bound)
 
 
-@needs_amx
-def test_matmul_t_rows_are_independent():
-  """Each row equals that row computed alone, bit for bit, whatever the rows beside it and the
-  number of 16-row tiles (1, 2 or 3)."""
+@pytest.mark.parametrize("isa", cpu_kernels.ISAS)
+def test_matmul_t_rows_are_independent(isa):
+  """Each row equals that row computed alone, bit for bit, whatever the rows beside it: the
+  number of 16-row tiles (AMX: 1, 2 or 3) or of register groups (AVX512-BF16: 1-6 rows each)."""
+  _needs(isa)
   x, w = _operands(48, 128, 256, seed=1)
-  f = jax.jit(cpu_kernels.matmul_t)
-  for rows in (1, 7, 16, 20, 40, 48):
+  f = jax.jit(functools.partial(cpu_kernels.matmul_t, isa=isa))
+  for rows in (1, 2, 3, 7, 8, 13, 16, 20, 40, 48):
     y = np.asarray(f(x[:rows], w))
     for r in {0, rows // 2, rows - 1}:
       np.testing.assert_array_equal(y[r], np.asarray(f(x[r:r + 1], w))[0], err_msg=f"{rows=} {r=}")
@@ -76,7 +85,19 @@ def test_matmul_t_refuses_what_it_does_not_take(rows, w, what):
     cpu_kernels.matmul_t(rows, w)
 
 
-@needs_amx
+def test_matmul_t_refuses_an_instruction_set_it_cannot_use():
+  x, w = _operands(1, 64, 32)
+  with pytest.raises(ValueError, match=r"isa must be one of \('amx', 'avx512_bf16'\), got 'avx2'"):
+    cpu_kernels.matmul_t(x, w, isa="avx2")
+  missing = [isa for isa in cpu_kernels.ISAS if isa not in cpu_kernels.matmul_isas()]
+  for isa in missing:  # e.g. "amx" on an AMD CPU
+    with pytest.raises(RuntimeError, match=f"matmul_t: no {isa} kernel on this machine"):
+      cpu_kernels.matmul_t(x, w, isa=isa)
+  assert cpu_kernels.matmul_isa() == (cpu_kernels.matmul_isas() or (None,))[0]
+  assert cpu_kernels.amx() == ("amx" in cpu_kernels.matmul_isas())
+
+
+@needs_matmul
 def test_dense_runs_the_kernel_for_bfloat16_rows():
   """``dense`` compiles to the kernel's custom call for 1-48 bfloat16 rows (vmapped rows
   joined), equals it, and keeps XLA's product for more rows and for float32."""
@@ -160,11 +181,11 @@ def test_without_the_kernels_the_model_uses_xla(monkeypatch, caplog):
   with_kernels = np.asarray(dense(x, w, jnp.float32)), np.asarray(embed_lookup(table, ids), np.float32)
   monkeypatch.setattr(cpu_kernels, "compile_library", no_compiler)
   cpu_kernels._library.cache_clear()
-  cpu_kernels.amx.cache_clear()
+  cpu_kernels.matmul_isas.cache_clear()
   jax.clear_caches()  # traces of dense / embed_lookup made with the kernels
   try:
     with caplog.at_level(logging.WARNING, logger="lcoupling.lm.cpu_kernels"):
-      assert not cpu_kernels.built() and not cpu_kernels.amx()
+      assert not cpu_kernels.built() and cpu_kernels.matmul_isas() == ()
     assert "XLA's operations used instead: no C++ compiler" in caplog.text
     for fn, args in ((lambda x, w: dense(x, w, jnp.float32), (x, w)), (embed_lookup, (table, ids))):
       assert "custom_call_target" not in jax.jit(fn).lower(*args).compile().as_text()
@@ -176,11 +197,11 @@ def test_without_the_kernels_the_model_uses_xla(monkeypatch, caplog):
   finally:
     monkeypatch.undo()
     cpu_kernels._library.cache_clear()
-    cpu_kernels.amx.cache_clear()
+    cpu_kernels.matmul_isas.cache_clear()
     jax.clear_caches()
 
 
-@needs_amx
+@needs_matmul
 def test_dense_gradients_and_vmapped_lookup_through_the_kernels():
   """Gradients of ``dense`` on the kernel's path are those of the product (the backward pass is
   XLA's), and a vmapped ``embed_lookup`` (the studies vmap whole decodes) gathers each row's ids."""

@@ -1,33 +1,37 @@
 # Copyright 2026 The lcoupling Authors.
 # SPDX-License-Identifier: Apache-2.0
-r"""Two CPU kernels for decoding: an AMX matrix product and an embedding gather.
+r"""Two CPU kernels for decoding: a ``bfloat16`` matrix product and an embedding gather.
 
 A decode or verification step multiplies 1-48 rows by every weight matrix; its
 cost is reading the weights once. XLA's CPU backend streams ``bfloat16`` weights
-at about 22 GB/s on the 2-core Xeon this project is measured on, where the memory
-delivers 31-33 GB/s (``benchmarks/dense.py``). :func:`matmul_t` does the product
-on Intel's AMX tiles, loading each 16 x 32 block of ``w [out, in]`` straight from
-memory; :func:`take_rows` gathers embedding rows, where XLA, inside a decoding
-loop, copies or converts the whole ``bfloat16`` table on every call (0.47 GB for
-Qwen2.5-Coder-1.5B). :func:`lcoupling.lm.model.dense` and
-:func:`~lcoupling.lm.model.embed_lookup` use them on the CPU when they are here.
+well below memory bandwidth for so few rows (``benchmarks/dense.py``: 1.2x the
+bandwidth floor on a Xeon with AMX, 2.1x on an AMD EPYC). :func:`matmul_t` does the
+product on the CPU's own ``bfloat16`` instructions: Intel's AMX tiles (``"amx"``,
+each 16 x 32 block of ``w [out, in]`` loaded straight from memory) or AVX512-BF16's
+``vdpbf16ps`` (``"avx512_bf16"``, AMD Zen 4 and later, Intel Cooper Lake and
+later; the weights prefetched into L2 ahead of use). :func:`take_rows` gathers
+embedding rows, where XLA, inside a decoding loop, copies or converts the whole
+``bfloat16`` table on every call (0.47 GB for Qwen2.5-Coder-1.5B).
+:func:`lcoupling.lm.model.dense` and :func:`~lcoupling.lm.model.embed_lookup` use
+them on the CPU when they are here.
 
 Both are `XLA FFI <https://docs.jax.dev/en/latest/ffi.html>`_ custom calls in
 ``cpu_kernels.cc`` (beside this file), compiled with the system's C++ compiler
 (``$CXX`` or ``g++``) at first use and cached under ``$XDG_CACHE_HOME/lcoupling``
 (default ``~/.cache/lcoupling``) by the hash of the source and of jaxlib's
 version, written atomically. :func:`built` is ``False`` off x86-64 Linux or
-without a compiler (the reason is logged once), and :func:`amx` also where the
-CPU has no AMX-BF16 or the kernel does not grant it; the model then uses XLA's
-own operations. :func:`matmul_t` sums in ``float32`` in another order than XLA's
-kernel: results agree with it to ``float32`` rounding, not bit for bit, and every
-row's result is independent of the other rows.
+without a compiler (the reason is logged once), and :func:`matmul_isas` is empty
+also where the CPU has neither instruction set (or the kernel is refused AMX); the
+model then uses XLA's own operations. :func:`matmul_t` sums in ``float32`` in
+another order than XLA's kernel (and each instruction set in its own): results
+agree to ``float32`` rounding, not bit for bit, and every row's result is
+independent of the other rows.
 
 Example (any machine: falls back to XLA where the kernels are not here)::
 
   >>> import jax.numpy as jnp
   >>> x = jnp.ones((2, 64), jnp.bfloat16); w = jnp.ones((128, 64), jnp.bfloat16)
-  >>> y = matmul_t(x, w) if amx() else jnp.dot(x, w.T, preferred_element_type=jnp.float32)
+  >>> y = matmul_t(x, w) if matmul_isa() else jnp.dot(x, w.T, preferred_element_type=jnp.float32)
   >>> y.shape, y.dtype, float(y[1, 5])
   ((2, 128), dtype('float32'), 64.0)
 """
@@ -47,8 +51,10 @@ import tempfile
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-__all__ = ["amx", "built", "matmul_t", "take_rows", "supports", "MAX_ROWS"]
+__all__ = ["amx", "built", "describe", "matmul_isa", "matmul_isas", "matmul_t", "take_rows", "supports", "ISAS",
+           "MAX_ROWS"]
 
 #: The most rows one :func:`matmul_t` takes (three 16-row tiles of x); more rows are
 #: compute-bound work that XLA's own kernel does at matrix-unit speed.
@@ -121,19 +127,57 @@ def built() -> bool:
   return _library() is not None
 
 
+#: The instruction sets :func:`matmul_t` can use, best first, and their ids in ``cpu_kernels.cc``.
+ISAS = ("amx", "avx512_bf16")
+_ISA_IDS = {"avx512_bf16": 1, "amx": 2}
+_ISA_FLAGS = {"amx": {"amx_bf16", "amx_tile"}, "avx512_bf16": {"avx512f", "avx512bw", "avx512_bf16"}}
+
+
 @functools.cache
-def amx() -> bool:
-  """Whether :func:`matmul_t` runs here: :func:`built`, and the CPU grants AMX-BF16 to this process."""
-  if not {"amx_bf16", "amx_tile"} <= _cpu_flags():
-    _log.info("lcoupling AMX kernel off: this CPU has no AMX-BF16")
-    return False
+def matmul_isas() -> tuple[str, ...]:
+  """The instruction sets :func:`matmul_t` runs with here, best first (a sub-tuple of :data:`ISAS`).
+
+  ``"amx"``: Intel AMX-BF16 tiles (Sapphire Rapids and later), where the kernel is granted them
+  (``arch_prctl``). ``"avx512_bf16"``: the ``vdpbf16ps`` instruction (AMD Zen 4 and later, Intel
+  Cooper Lake and later). Empty where neither is here or the kernels are not :func:`built`.
+  """
+  flags = _cpu_flags()
+  wanted = [isa for isa in ISAS if _ISA_FLAGS[isa] <= flags]
+  if not wanted:
+    _log.info("lcoupling matrix-product kernel off: this CPU has neither AMX-BF16 nor AVX512-BF16")
+    return ()
   lib = _library()
   if lib is None:
-    return False
-  if not lib.lcoupling_amx_supported():
+    return ()
+  mask = lib.lcoupling_matmul_isas()
+  granted = tuple(isa for isa in wanted if mask & _ISA_IDS[isa])
+  if "amx" in wanted and "amx" not in granted:
     _log.info("lcoupling AMX kernel off: the kernel refused AMX (arch_prctl)")
-    return False
-  return True
+  return granted
+
+
+def matmul_isa() -> str | None:
+  """The instruction set :func:`matmul_t` uses by default here (the first of :func:`matmul_isas`), or ``None``."""
+  isas = matmul_isas()
+  return isas[0] if isas else None
+
+
+def amx() -> bool:
+  """Whether :func:`matmul_t` can run on AMX tiles here (``"amx" in matmul_isas()``)."""
+  return "amx" in matmul_isas()
+
+
+def describe() -> str:
+  """The CPU's model name and the kernels used on it, for benchmark headers (``"AMD EPYC; matmul_t: avx512_bf16"``)."""
+  name = platform.processor() or platform.machine()
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        name = line.split(":", 1)[1].strip()
+        break
+  except OSError:
+    pass
+  return f"{name}; matmul_t: {matmul_isa() or 'off (XLA)'}; take_rows: {'on' if built() else 'off (XLA)'}"
 
 
 def supports(rows: jax.Array, w: jax.Array) -> bool:
@@ -143,25 +187,32 @@ def supports(rows: jax.Array, w: jax.Array) -> bool:
           and w.shape[1] % 32 == 0 and w.shape[0] % 64 == 0)
 
 
-def matmul_t(rows: jax.Array, w: jax.Array) -> jax.Array:
-  """``float32[R, N]``: ``rows [R, K]`` times ``w [N, K]`` transposed, on the CPU's AMX tiles.
+def matmul_t(rows: jax.Array, w: jax.Array, *, isa: str | None = None) -> jax.Array:
+  """``float32[R, N]``: ``rows [R, K]`` times ``w [N, K]`` transposed, on the CPU's matrix instructions.
 
   Args:
     rows: ``bfloat16[R, K]``, ``1 <= R <=`` :data:`MAX_ROWS`, ``K`` a multiple of 32.
     w: ``bfloat16[N, K]``, ``N`` a multiple of 64.
+    isa: one of :data:`ISAS`; default :func:`matmul_isa`. The two sum each row's products in
+      different orders (both in ``float32``).
 
   Raises:
-    ValueError: operands the kernel does not take (see :func:`supports`).
-    RuntimeError: the kernel does not run here (see :func:`amx`).
+    ValueError: operands the kernel does not take (see :func:`supports`), or an unknown ``isa``.
+    RuntimeError: the kernel (or that ``isa``) does not run here (see :func:`matmul_isas`).
   """
   if not supports(rows, w):
     raise ValueError(f"matmul_t: needs bfloat16 rows [R, K] (1 <= R <= {MAX_ROWS}, K % 32 == 0) "
                      f"and w [N, K] (N % 64 == 0); got rows {rows.dtype}{list(rows.shape)}, "
                      f"w {w.dtype}{list(w.shape)}")
-  if not amx():
-    raise RuntimeError("matmul_t: no AMX kernel on this machine (see lcoupling.lm.cpu_kernels.amx)")
+  if isa is not None and isa not in ISAS:
+    raise ValueError(f"matmul_t: isa must be one of {ISAS}, got {isa!r}")
+  isa = isa or matmul_isa()
+  if isa is None or isa not in matmul_isas():
+    raise RuntimeError(f"matmul_t: no {isa or 'AMX or AVX512-BF16'} kernel on this machine "
+                       f"(it has {matmul_isas() or 'none'}; see lcoupling.lm.cpu_kernels.matmul_isas)")
   out = jax.ShapeDtypeStruct((rows.shape[0], w.shape[0]), jnp.float32)
-  return jax.ffi.ffi_call(_MATMUL, out, vmap_method="sequential")(rows, w)
+  return jax.ffi.ffi_call(_MATMUL, out, vmap_method="sequential")(
+      rows, w, isa=np.int32(_ISA_IDS[isa]))
 
 
 def take_rows(table: jax.Array, index: jax.Array) -> jax.Array:

@@ -222,10 +222,10 @@ def dense(x: jax.Array, w: jax.Array, out_dtype=None) -> jax.Array:
   """``x [..., in]`` times the transpose of ``w [out, in]``: ``[..., out]``.
 
   Accumulates in ``float32`` and returns ``out_dtype`` (default ``x.dtype``).
-  On an x86 CPU with AMX-BF16, 1 to 48 ``bfloat16`` rows go through
-  :func:`lcoupling.lm.cpu_kernels.matmul_t`, which streams the weights at 27-29
-  GB/s where XLA's own product reaches about 22 (``benchmarks/dense.py``);
-  elsewhere, and on GPUs and TPUs, XLA's product runs. For XLA's CPU backend the
+  On an x86 CPU with AMX-BF16 or AVX512-BF16, 1 to 48 ``bfloat16`` rows go
+  through :func:`lcoupling.lm.cpu_kernels.matmul_t`, which streams the weights
+  near memory bandwidth where XLA's own product is 1.2-2x slower
+  (``benchmarks/dense.py``); elsewhere, and on GPUs and TPUs, XLA's product runs. For XLA's CPU backend the
   ``[out, in]`` layout with a ``float32`` accumulator is what turns into its
   fast ``bfloat16`` matrix product (the ``[in, out]`` layout, or a ``bfloat16``
   accumulator, falls back to a kernel several times slower); a single
@@ -264,7 +264,7 @@ def _rows_2d(rows: jax.Array, w: jax.Array) -> jax.Array:
   memory, then the slow kernel, see :func:`dense`). One or two ``bfloat16`` rows
   (after that merge) are computed as :data:`BF16_MIN_ROWS`.
   """
-  if cpu_kernels.supports(rows, w) and cpu_kernels.amx():  # 1-48 bfloat16 rows, AMX here
+  if cpu_kernels.supports(rows, w) and cpu_kernels.matmul_isa():  # 1-48 bf16 rows, AMX or AVX512-BF16
     return jax.lax.platform_dependent(rows, w, cpu=cpu_kernels.matmul_t, default=xla_rows_2d)
   return xla_rows_2d(rows, w)
 
