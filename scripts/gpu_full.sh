@@ -17,7 +17,9 @@
 #   --tiny   the same commands on tiny sizes (seconds on a CPU): tests the plumbing.
 # Environment: PYTHON (default .venv/bin/python if present, else python), DATA_DIR (default data),
 #   MNIST_ARGS / GAUSSIAN_ARGS: extra --config.FIELD=VALUE flags (e.g. the bfloat16 option
-#   MNIST_ARGS=--config.train.compute_dtype=bfloat16).
+#   MNIST_ARGS=--config.train.compute_dtype=bfloat16),
+#   STEPS: only these steps, by their names in times.tsv, comma- or space-separated (e.g. on a
+#   short accelerator lease, STEPS=gaussian,bench_coupling,bench_gaussian); default all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout, also for benchmarks/*.py
@@ -33,8 +35,14 @@ mkdir -p "$OUT"
 TIMES="$OUT/times.tsv"
 [[ -f "$TIMES" ]] || printf 'step\tseconds\texit\tstarted\n' > "$TIMES"
 
-step() {  # step NAME COMMAND...: runs it, logs it, appends its wall time
+STEPS=${STEPS:-}
+want() {  # want NAME: whether STEPS selects this step
+  [[ -z "$STEPS" || ",${STEPS// /,}," == *",$1,"* ]]
+}
+
+step() {  # step NAME COMMAND...: runs it, logs it, appends its wall time (unless STEPS skips it)
   local name=$1; shift
+  if ! want "$name"; then echo "== $name: not in STEPS, skipped"; return 0; fi
   local t0 started rc
   t0=$(date +%s.%N); started=$(date -Iseconds)
   echo "== $name: $*"
@@ -109,12 +117,14 @@ for s in specdec_iid specdec_diverse specdec_matching specdec_consistency; do
   fi
   step "${s}_qwen" "$PYTHON" -m experiments.run --config "configs/$s.py:qwen" --workdir "$OUT/${s}_qwen" \
       --config.data_dir="$DATA_DIR" "${QWEN_STUDY[@]}" "${extra[@]}"
-  "$PYTHON" -m "lcoupling.studies.$s" "$OUT/${s}_qwen" > "$OUT/${s}_qwen_tables.md"
+  if want "${s}_qwen"; then
+    "$PYTHON" -m "lcoupling.studies.$s" "$OUT/${s}_qwen" > "$OUT/${s}_qwen_tables.md"
+  fi
 done
 step bench_lm_qwen "$PYTHON" benchmarks/lm.py --data_dir "$DATA_DIR" "${BENCH_LM_QWEN[@]}"
 step bench_specdec_qwen "$PYTHON" benchmarks/specdec.py --data_dir "$DATA_DIR" "${BENCH_SPECDEC_QWEN[@]}"
-"$PYTHON" -m lcoupling.studies.mnist "$OUT/mnist" > "$OUT/mnist_tables.md"
-"$PYTHON" -m lcoupling.studies.gaussian "$OUT/gaussian" > "$OUT/gaussian_tables.md"
+if want mnist; then "$PYTHON" -m lcoupling.studies.mnist "$OUT/mnist" > "$OUT/mnist_tables.md"; fi
+if want gaussian; then "$PYTHON" -m lcoupling.studies.gaussian "$OUT/gaussian" > "$OUT/gaussian_tables.md"; fi
 echo
 echo "times (s):"
 column -t -s $'\t' "$TIMES" 2>/dev/null || cat "$TIMES"

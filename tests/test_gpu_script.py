@@ -54,3 +54,19 @@ def test_gpu_full_script_plumbing(tmp_path):
     assert (out / f"{s}_qwen_tables.md").read_text().strip()
   speed = json.loads((out / "speedup_qwen.json").read_text())
   assert {r["scheme"] for r in speed["rows"]} >= {"autoregressive", "sps", "gls"}
+
+
+def test_gpu_full_script_runs_only_the_selected_steps(tmp_path):
+  """STEPS (for a short accelerator lease) runs the named steps and their tables, nothing else."""
+  out = tmp_path / "gpu"
+  env = dict(os.environ, PYTHON=sys.executable, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO),
+             STEPS="gaussian")
+  proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_full.sh"), "--tiny", str(out)], cwd=REPO,
+                        env=env, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  with open(out / "times.tsv") as f:
+    assert [r["step"] for r in csv.DictReader(f, delimiter="\t")] == ["gaussian"]
+  assert "== mnist: not in STEPS, skipped" in proc.stdout
+  assert json.loads((out / "gaussian" / "results.json").read_text())["meta"]["complete"]
+  assert "GLS K=4" in (out / "gaussian_tables.md").read_text()
+  assert not (out / "mnist_tables.md").exists() and not (out / "mnist").exists()
