@@ -259,3 +259,20 @@ def test_cache_write_failure_leaves_nothing(tiny_gguf, tmp_path, monkeypatch):
   assert any("could not write the weight cache" in line and "disk full" in line for line in lines)
   assert os.listdir(weight_cache.cache_path(path, "float32").parent) == []
   assert loaded.model.logits(_tokens()).shape == (1, 6, VOCAB)
+
+
+@pytest.mark.parametrize("name", list(loading.ARCHITECTURES))
+def test_architecture_is_what_the_file_holds(name):
+  """``lm.architecture`` (random-weight benchmarks without the files) equals the configuration the
+  loader reads from each fetched file's metadata; skips, saying so, where it was not fetched."""
+  from lcoupling.lm import gguf_io  # noqa: PLC0415
+  data_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
+  path = assets.asset_path(loading.MODEL_NAMES[name], data_dir)
+  if not path.is_file():
+    pytest.skip(f"{path} not fetched (make lm / make lm-qwen)")
+  reader = gguf_io._open(path)
+  names = {t.name for t in reader.tensors}
+  from_file = gguf_io._config(path, gguf_io.read_metadata(reader), names, "bfloat16")
+  assert loading.architecture(name, "bfloat16") == from_file
+  with pytest.raises(ValueError, match="architecture: unknown model 'llama-7b'; known: smollm2-135m"):
+    loading.architecture("llama-7b")

@@ -24,14 +24,14 @@ from lcoupling.lm import (assets, cache, distill, drafters, generate, gguf_io, h
 from lcoupling.lm.assets import AssetError, fetch_assets
 from lcoupling.lm.cache import KVCache
 from lcoupling.lm.generate import perplexity, sample, token_log_probs
-from lcoupling.lm.loading import LoadedLM, build_llama, load
+from lcoupling.lm.loading import LoadedLM, architecture, build_llama, load
 from lcoupling.lm.markov import MarkovLM, sequence_probabilities
 from lcoupling.lm.model import LanguageModel, Llama, LlamaConfig, check_tokens
 from lcoupling.lm.prompts import humaneval_problems, humaneval_prompts, read_prompts_jsonl
 from lcoupling.lm.tokenizer import Tokenizer
 
 __all__ = ["Llama", "LlamaConfig", "LanguageModel", "MarkovLM", "KVCache", "cache", "sampling",
-           "sequence_probabilities", "check_tokens", "load", "LoadedLM", "build_llama",
+           "sequence_probabilities", "check_tokens", "load", "LoadedLM", "build_llama", "architecture",
            "Tokenizer", "sample", "perplexity", "token_log_probs", "generate", "gguf_io", "hf_io",
            "assets", "prompts", "AssetError", "fetch_assets", "humaneval_problems",
            "humaneval_prompts", "read_prompts_jsonl", "drafters", "distill"]

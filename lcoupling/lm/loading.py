@@ -53,11 +53,50 @@ from lcoupling.lm import assets, gguf_io, hf_io, weight_cache
 from lcoupling.lm.model import Llama, LlamaConfig
 from lcoupling.lm.tokenizer import Tokenizer
 
-__all__ = ["LoadedLM", "load", "build_llama", "parse_spec", "default_dtype", "MODEL_NAMES"]
+__all__ = ["LoadedLM", "load", "build_llama", "parse_spec", "default_dtype", "architecture",
+           "MODEL_NAMES", "ARCHITECTURES"]
 
 #: Named models: spec -> asset name (see :mod:`lcoupling.lm.assets`).
 MODEL_NAMES = {"smollm2-135m": "smollm2", "qwen2.5-coder-0.5b": "qwen2.5-coder-0.5b",
                "qwen2.5-coder-1.5b": "qwen2.5-coder-1.5b"}
+
+
+_EPS_1E6, _EPS_1E5 = float(np.float32(1e-6)), float(np.float32(1e-5))  # as GGUF stores them
+#: The architecture of each named model, as :func:`load` reads it from the file (checked against
+#: the files where they are fetched, ``tests/test_lm_qwen_assets.py``): for random-weight
+#: benchmarks where the files are not (an accelerator that cannot reach the package index).
+ARCHITECTURES = {
+    "smollm2-135m": dict(vocab_size=49152, num_layers=30, hidden_size=576, intermediate_size=1536,
+                         num_heads=9, num_kv_heads=3, head_dim=64, rope_theta=100000.0,
+                         rms_norm_eps=_EPS_1E5, tie_embeddings=True, attention_bias=False,
+                         max_position_embeddings=8192),
+    "qwen2.5-coder-0.5b": dict(vocab_size=151936, num_layers=24, hidden_size=896,
+                               intermediate_size=4864, num_heads=14, num_kv_heads=2, head_dim=64,
+                               rope_theta=1000000.0, rms_norm_eps=_EPS_1E6, tie_embeddings=False,
+                               attention_bias=True, max_position_embeddings=32768),
+    "qwen2.5-coder-1.5b": dict(vocab_size=151936, num_layers=28, hidden_size=1536,
+                               intermediate_size=8960, num_heads=12, num_kv_heads=2, head_dim=128,
+                               rope_theta=1000000.0, rms_norm_eps=_EPS_1E6, tie_embeddings=False,
+                               attention_bias=True, max_position_embeddings=32768),
+}
+
+
+def architecture(name: str, dtype: str = "float32") -> LlamaConfig:
+  """The :class:`~lcoupling.lm.model.LlamaConfig` of a named model, without its file.
+
+  ``Llama(architecture(name, dtype), rngs=nnx.Rngs(0))`` is that model with random weights: the
+  same shapes, bytes and FLOPs (what a roofline benchmark needs), not its outputs.
+
+  >>> architecture("qwen2.5-coder-1.5b", "bfloat16").num_layers
+  28
+  >>> architecture("llama-7b")
+  Traceback (most recent call last):
+  ...
+  ValueError: architecture: unknown model 'llama-7b'; known: smollm2-135m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b
+  """
+  if name not in ARCHITECTURES:
+    raise ValueError(f"architecture: unknown model {name!r}; known: {', '.join(ARCHITECTURES)}")
+  return LlamaConfig(**ARCHITECTURES[name], dtype=dtype)
 
 
 class LoadedLM(NamedTuple):
