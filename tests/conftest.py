@@ -163,8 +163,9 @@ SLOWEST_MODULES_FIRST = (
     "test_runner.py", "test_verifiers.py", "test_vae.py", "test_bounds.py", "test_lm_smollm2.py",
     "test_gaussian_study.py", "test_conventions.py", "test_ctrl_c.py", "test_data.py",
     "test_cifar10_study.py", "test_benchmark_specdec.py", "test_lm_generate.py",
-    "test_lm_model.py", "test_notebook.py", "test_toy_study.py", "test_train_drafter_study.py",
-    "test_specdec_cli.py", "test_benchmark_dense.py",
+    "test_lm_model.py", "test_cpu_kernels.py", "test_notebook.py", "test_toy_study.py",
+    "test_train_drafter_study.py", "test_specdec_cli.py", "test_benchmark_dense.py",
+    "test_lm_qwen_assets.py", "test_gpu_script.py",
 )
 
 
