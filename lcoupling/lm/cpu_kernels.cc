@@ -172,8 +172,9 @@ void PackRows(const uint16_t* x, int rows, int64_t k_dim, std::vector<uint16_t>&
 // 512-bit register of w's row n (32 consecutive k) against one of x's row r gives 16 partial
 // sums of y[r, n]; they are added up at the end. NW = 8 or 4 rows of w are multiplied by
 // G <= kMaxGroup rows of x at a time (NW x G accumulators in registers); for more than
-// kMaxGroup rows of x the same 8 rows of w are read again from the cache. Each (r, n) has its own accumulator, whatever the other rows: a row's result
-// does not depend on the rows beside it.
+// kMaxGroup rows of x the same 8 rows of w are read again from the cache. Each (r, n) has
+// its own accumulator, whatever the other rows: a row's result does not depend on the rows
+// beside it.
 
 constexpr int kMaxGroup = 6;  // rows of x per register block
 // Each load of w also asks for the line this many bytes further on into the L2 cache (w is
@@ -181,7 +182,8 @@ constexpr int kMaxGroup = 6;  // rows of x per register block
 // of loads in flight fills with products). Qwen2.5-Coder-1.5B's projections (2.6 GB) on a
 // 2-core AMD EPYC (Zen 4), one process, best of 9, 1 / 4 / 8 / 10 / 40 rows: none 76 / 107 /
 // 130 / 144 / 360 ms; 16 KB 59 / 64 / 95 / 103 / 309; 32 KB 60 / 70 / 86 / 89 / 297; 64 KB
-// 61 / 69 / 89 / 88 / 289; 16 KB into L1 75 / 100 / 124 / 129 / 345.
+// 61 / 69 / 89 / 88 / 289; 16 KB into L1 75 / 100 / 124 / 129 / 345. Near the end of w the
+// address is past the buffer: a prefetch is a hint and never faults.
 constexpr int kPrefetchAhead = 32 * 1024;
 
 bool CpuHasAvx512Bf16() {

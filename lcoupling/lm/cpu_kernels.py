@@ -53,7 +53,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["amx", "built", "describe", "matmul_isa", "matmul_isas", "matmul_t", "take_rows", "supports", "ISAS",
+__all__ = ["amx", "built", "describe", "matmul_isa", "matmul_isas", "matmul_t", "take_rows",
+           "supports", "ISAS",
            "MAX_ROWS"]
 
 #: The most rows one :func:`matmul_t` takes (three 16-row tiles of x); more rows are
@@ -130,7 +131,8 @@ def built() -> bool:
 #: The instruction sets :func:`matmul_t` can use, best first, and their ids in ``cpu_kernels.cc``.
 ISAS = ("amx", "avx512_bf16")
 _ISA_IDS = {"avx512_bf16": 1, "amx": 2}
-_ISA_FLAGS = {"amx": {"amx_bf16", "amx_tile"}, "avx512_bf16": {"avx512f", "avx512bw", "avx512_bf16"}}
+_ISA_FLAGS = {"amx": {"amx_bf16", "amx_tile"},
+              "avx512_bf16": {"avx512f", "avx512bw", "avx512_bf16"}}
 
 
 @functools.cache
@@ -157,7 +159,10 @@ def matmul_isas() -> tuple[str, ...]:
 
 
 def matmul_isa() -> str | None:
-  """The instruction set :func:`matmul_t` uses by default here (the first of :func:`matmul_isas`), or ``None``."""
+  """The instruction set :func:`matmul_t` uses by default here (the first of :func:`matmul_isas`).
+
+  ``None`` where there is none.
+  """
   isas = matmul_isas()
   return isas[0] if isas else None
 
@@ -168,7 +173,10 @@ def amx() -> bool:
 
 
 def describe() -> str:
-  """The CPU's model name and the kernels used on it, for benchmark headers (``"AMD EPYC; matmul_t: avx512_bf16"``)."""
+  """The CPU's model name and the kernels used on it, for benchmark headers.
+
+  For example ``"AMD EPYC; matmul_t: avx512_bf16; take_rows: on"``.
+  """
   name = platform.processor() or platform.machine()
   try:
     for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
@@ -177,7 +185,8 @@ def describe() -> str:
         break
   except OSError:
     pass
-  return f"{name}; matmul_t: {matmul_isa() or 'off (XLA)'}; take_rows: {'on' if built() else 'off (XLA)'}"
+  gather = "on" if built() else "off (XLA)"
+  return f"{name}; matmul_t: {matmul_isa() or 'off (XLA)'}; take_rows: {gather}"
 
 
 def supports(rows: jax.Array, w: jax.Array) -> bool:
@@ -188,7 +197,7 @@ def supports(rows: jax.Array, w: jax.Array) -> bool:
 
 
 def matmul_t(rows: jax.Array, w: jax.Array, *, isa: str | None = None) -> jax.Array:
-  """``float32[R, N]``: ``rows [R, K]`` times ``w [N, K]`` transposed, on the CPU's matrix instructions.
+  """``float32[R, N]``: ``rows [R, K]`` times ``w [N, K]`` transposed, by the CPU's bfloat16 units.
 
   Args:
     rows: ``bfloat16[R, K]``, ``1 <= R <=`` :data:`MAX_ROWS`, ``K`` a multiple of 32.
@@ -208,8 +217,8 @@ def matmul_t(rows: jax.Array, w: jax.Array, *, isa: str | None = None) -> jax.Ar
     raise ValueError(f"matmul_t: isa must be one of {ISAS}, got {isa!r}")
   isa = isa or matmul_isa()
   if isa is None or isa not in matmul_isas():
-    raise RuntimeError(f"matmul_t: no {isa or 'AMX or AVX512-BF16'} kernel on this machine "
-                       f"(it has {matmul_isas() or 'none'}; see lcoupling.lm.cpu_kernels.matmul_isas)")
+    raise RuntimeError(f"matmul_t: no {isa or 'AMX or AVX512-BF16'} kernel on this machine (it "
+                       f"has {matmul_isas() or 'none'}; see lcoupling.lm.cpu_kernels.matmul_isas)")
   out = jax.ShapeDtypeStruct((rows.shape[0], w.shape[0]), jnp.float32)
   return jax.ffi.ffi_call(_MATMUL, out, vmap_method="sequential")(
       rows, w, isa=np.int32(_ISA_IDS[isa]))
