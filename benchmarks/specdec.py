@@ -71,14 +71,11 @@ from flax import nnx
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from lcoupling import acceptance, specdec  # noqa: E402
-from lcoupling.lm import Llama, LlamaConfig, cpu_kernels  # noqa: E402
+from lcoupling.lm import Llama, architecture, cpu_kernels  # noqa: E402
 from lcoupling.lm import cache as lm_cache  # noqa: E402
 from lcoupling.specdec import engine, metrics, verification  # noqa: E402
 
-SMOLLM2_135M = LlamaConfig(vocab_size=49152, num_layers=30, hidden_size=576,
-                           intermediate_size=1536, num_heads=9, num_kv_heads=3, head_dim=64,
-                           rope_theta=100_000.0, rms_norm_eps=1e-5, tie_embeddings=True,
-                           max_position_embeddings=8192)
+SMOLLM2_135M = architecture("smollm2-135m")  # float32, random weights below
 SCHEMES = ("sps", "daliri", "specinfer", "spectr", "gls", "gls_strong")
 
 

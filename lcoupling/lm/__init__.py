@@ -31,7 +31,7 @@ from lcoupling.lm.prompts import humaneval_problems, humaneval_prompts, read_pro
 from lcoupling.lm.tokenizer import Tokenizer
 
 __all__ = ["Llama", "LlamaConfig", "LanguageModel", "MarkovLM", "KVCache", "cache", "sampling",
-           "sequence_probabilities", "check_tokens", "load", "LoadedLM", "build_llama", "architecture",
-           "Tokenizer", "sample", "perplexity", "token_log_probs", "generate", "gguf_io", "hf_io",
-           "assets", "prompts", "AssetError", "fetch_assets", "humaneval_problems",
-           "humaneval_prompts", "read_prompts_jsonl", "drafters", "distill"]
+           "sequence_probabilities", "check_tokens", "load", "LoadedLM", "build_llama",
+           "architecture", "Tokenizer", "sample", "perplexity", "token_log_probs", "generate",
+           "gguf_io", "hf_io", "assets", "prompts", "AssetError", "fetch_assets",
+           "humaneval_problems", "humaneval_prompts", "read_prompts_jsonl", "drafters", "distill"]

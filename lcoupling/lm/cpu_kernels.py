@@ -54,8 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["amx", "built", "describe", "matmul_isa", "matmul_isas", "matmul_t", "take_rows",
-           "supports", "ISAS",
-           "MAX_ROWS"]
+           "supports", "ISAS", "MAX_ROWS"]
 
 #: The most rows one :func:`matmul_t` takes (three 16-row tiles of x); more rows are
 #: compute-bound work that XLA's own kernel does at matrix-unit speed.
@@ -71,14 +70,19 @@ def _cache_dir() -> pathlib.Path:
   return pathlib.Path(base) / "lcoupling" / "kernels"
 
 
-def _cpu_flags() -> set[str]:
+def _cpuinfo(field: str) -> str | None:
+  """The value of the first ``field`` line of ``/proc/cpuinfo`` (``None`` without one)."""
   try:
     for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("flags"):
-        return set(line.split(":", 1)[1].split())
+      if line.startswith(field):
+        return line.split(":", 1)[1].strip()
   except OSError:
     pass
-  return set()
+  return None
+
+
+def _cpu_flags() -> set[str]:
+  return set((_cpuinfo("flags") or "").split())
 
 
 def compile_library(out_dir: pathlib.Path | None = None) -> pathlib.Path:
@@ -177,14 +181,7 @@ def describe() -> str:
 
   For example ``"AMD EPYC; matmul_t: avx512_bf16; take_rows: on"``.
   """
-  name = platform.processor() or platform.machine()
-  try:
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        name = line.split(":", 1)[1].strip()
-        break
-  except OSError:
-    pass
+  name = _cpuinfo("model name") or platform.processor() or platform.machine()
   gather = "on" if built() else "off (XLA)"
   return f"{name}; matmul_t: {matmul_isa() or 'off (XLA)'}; take_rows: {gather}"
 

@@ -225,16 +225,17 @@ def dense(x: jax.Array, w: jax.Array, out_dtype=None) -> jax.Array:
   On an x86 CPU with AMX-BF16 or AVX512-BF16, 1 to 48 ``bfloat16`` rows go
   through :func:`lcoupling.lm.cpu_kernels.matmul_t`, which streams the weights
   near memory bandwidth where XLA's own product is 1.2-2x slower
-  (``benchmarks/dense.py``); elsewhere, and on GPUs and TPUs, XLA's product runs. For XLA's CPU backend the
-  ``[out, in]`` layout with a ``float32`` accumulator is what turns into its
-  fast ``bfloat16`` matrix product (the ``[in, out]`` layout, or a ``bfloat16``
-  accumulator, falls back to a kernel several times slower); a single
-  ``bfloat16`` row also falls back (a matrix-vector kernel about 9x slower),
-  and two rows stream the weights 12 % slower than four, so there one or two
-  ``bfloat16`` rows are computed as :data:`BF16_MIN_ROWS` (zeros added) and the
-  first kept. Under ``jax.vmap`` the batch axis joins the rows (a
-  ``custom_vmap`` rule), so a vmapped decode runs the same 2-D product instead
-  of XLA copying every weight into ``[in, out]`` (:func:`_rows_2d`).
+  (``benchmarks/dense.py``); elsewhere, and on GPUs and TPUs, XLA's product
+  runs. For XLA's CPU backend the ``[out, in]`` layout with a ``float32``
+  accumulator is what turns into its fast ``bfloat16`` matrix product (the
+  ``[in, out]`` layout, or a ``bfloat16`` accumulator, falls back to a kernel
+  several times slower); a single ``bfloat16`` row also falls back (a
+  matrix-vector kernel about 9x slower), and two rows stream the weights 12 %
+  slower than four, so there one or two ``bfloat16`` rows are computed as
+  :data:`BF16_MIN_ROWS` (zeros added) and the first kept. Under ``jax.vmap`` the
+  batch axis joins the rows (a ``custom_vmap`` rule), so a vmapped decode runs
+  the same 2-D product instead of XLA copying every weight into ``[in, out]``
+  (:func:`_rows_2d`).
   ``benchmarks/lm.py`` measures each pass against its memory-bandwidth floor.
 
   >>> import jax.numpy as jnp
@@ -264,7 +265,7 @@ def _rows_2d(rows: jax.Array, w: jax.Array) -> jax.Array:
   memory, then the slow kernel, see :func:`dense`). One or two ``bfloat16`` rows
   (after that merge) are computed as :data:`BF16_MIN_ROWS`.
   """
-  if cpu_kernels.supports(rows, w) and cpu_kernels.matmul_isa():  # 1-48 bf16 rows, AMX or AVX512-BF16
+  if cpu_kernels.supports(rows, w) and cpu_kernels.matmul_isa():  # 1-48 bf16 rows, a kernel here
     return jax.lax.platform_dependent(rows, w, cpu=cpu_kernels.matmul_t, default=xla_rows_2d)
   return xla_rows_2d(rows, w)
 
