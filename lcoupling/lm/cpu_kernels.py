@@ -5,7 +5,7 @@ r"""Two CPU kernels for decoding: a ``bfloat16`` matrix product and an embedding
 A decode or verification step multiplies 1-48 rows by every weight matrix; its
 cost is reading the weights once. XLA's CPU backend streams ``bfloat16`` weights
 well below memory bandwidth for so few rows (``benchmarks/dense.py``: 1.2x the
-bandwidth floor on a Xeon with AMX, 2.1x on an AMD EPYC). :func:`matmul_t` does the
+bandwidth floor on a Xeon with AMX, 2.0x on an AMD EPYC). :func:`matmul_t` does the
 product on the CPU's own ``bfloat16`` instructions: Intel's AMX tiles (``"amx"``,
 each 16 x 32 block of ``w [out, in]`` loaded straight from memory) or AVX512-BF16's
 ``vdpbf16ps`` (``"avx512_bf16"``, AMD Zen 4 and later, Intel Cooper Lake and

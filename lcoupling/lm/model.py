@@ -224,7 +224,7 @@ def dense(x: jax.Array, w: jax.Array, out_dtype=None) -> jax.Array:
   Accumulates in ``float32`` and returns ``out_dtype`` (default ``x.dtype``).
   On an x86 CPU with AMX-BF16 or AVX512-BF16, 1 to 48 ``bfloat16`` rows go
   through :func:`lcoupling.lm.cpu_kernels.matmul_t`, which streams the weights
-  near memory bandwidth where XLA's own product is 1.2-2x slower
+  near memory bandwidth where XLA's own product is 1.1-2.8x slower
   (``benchmarks/dense.py``); elsewhere, and on GPUs and TPUs, XLA's product
   runs. For XLA's CPU backend the ``[out, in]`` layout with a ``float32``
   accumulator is what turns into its fast ``bfloat16`` matrix product (the
