@@ -53,6 +53,7 @@ def test_readme_table_is_the_mnist_paper_protocol_file():
   for row in rows:
     l_max = int(row[0])
     gls_k1, rest = row[3], row[4:]
+    assert row[2] == f"{cells[('gls', 1, l_max)]['paper_mse_k1']:.4f}"  # the paper's K = 1 value
     assert gls_k1 == f"{cells[('gls', 1, l_max)]['mse_best']:.4f}"
     assert cells[("gls", 1, l_max)]["mse_best"] == cells[("baseline", 1, l_max)]["mse_best"]
     for k in (2, 3, 4):
