@@ -23,6 +23,7 @@ from flax import nnx
 
 from lcoupling import bounds, specdec
 from lcoupling.lm import Llama, LlamaConfig, MarkovLM, sampling, sequence_probabilities
+from lcoupling.lm import cache as lm_cache
 from lcoupling.specdec import engine, metrics
 
 ALPHA = 1e-4  #: chi-square significance level.
@@ -438,6 +439,40 @@ def test_llama_target_and_drafters():
   # and target logits agree up to float rounding, so the races agree)
   same = _llama_run(keys, target, target, scheme="gls", num_drafts=2, top_k=8)
   assert metrics.position_acceptance(same).min() > 0.99
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_drafter_window_pass_of_one_row_equals_all_rows(dtype):
+  """The block's first drafter call computes row 0 alone and gives its cache to every row
+  (``engine._window_pass``): the same last logits for every row, bit for bit, and the same
+  cache at every position a later query reads, as running all K rows on the window.
+
+  The rows' caches differ after the window (the previous block's rejected drafts), as in a
+  decode; bfloat16 at these sizes runs the CPU kernel where it is built (widths of 64).
+  """
+  config = _LLAMA.replace(vocab_size=128, hidden_size=64, intermediate_size=128, head_dim=16,
+                          dtype=dtype)
+  drafter = Llama(config, rngs=nnx.Rngs(4))
+  k, length = 3, 3
+  prompt = jnp.array([5, 9, 2, 7, 1, 3])
+  cfg, _ = engine.prepare(drafter, prompt, scheme="gls", drafter=drafter, num_drafts=k,
+                          draft_length=length, max_new_tokens=8)
+  cache = drafter.init_cache(1, cfg.cache_length)
+  _, cache = drafter(prompt[None, :4], cache, jnp.zeros((1,), jnp.int32))
+  cache = lm_cache.broadcast_rows(cache, k)
+  # each row's own drafts at positions 4 .. 6, as a previous block leaves them
+  _, cache = drafter(jnp.array([[11, 12, 13], [21, 22, 23], [31, 32, 33]]), cache,
+                     jnp.full((k,), 4, jnp.int32))
+  start = 3  # the window rewrites positions 3 .. 6
+  window = jnp.array([7, 1, 3, 40])
+  run = jax.jit(engine._window_pass, static_argnums=4)
+  got_logits, got = run(drafter, cache, window, start, cfg)
+  every_row = jax.jit(engine._call_drafters, static_argnums=4)
+  want_logits, want = every_row(drafter, cache, jnp.broadcast_to(window, (k, 4)), start, cfg)
+  np.testing.assert_array_equal(got_logits, want_logits[:, -1])
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_array_equal(a[:, :, :start + 4], b[:, :, :start + 4])
+  assert not np.array_equal(got_logits, jnp.zeros_like(got_logits))
 
 
 def test_padded_prompts_share_one_compilation_and_equal_unpadded_runs():

@@ -20,8 +20,9 @@ With ``n`` tokens emitted, the last committed token sits at absolute position
    drafter's own logits). The first drafter call of a block feeds the last
    ``L + 1`` committed tokens (positions ``P + n - 1 - L .. P + n - 1``), which
    rewrites every drafter-cache position that may hold a rejected draft, so
-   drafter caches never need row copies (and a tuple of different drafters
-   works the same way);
+   drafter caches never need a window copy (and a tuple of different drafters
+   works the same way); these tokens are the same in every row, so one drafter
+   computes them for row 0 alone and gives its cache to every row;
 2. runs **one target pass** over ``K`` rows ``[last, X[k]_1 .. X[k]_L]``,
    giving ``q^(j,k)`` for ``j = 1 .. L + 1``;
 3. **walks** ``j = 1 .. L`` with an alive mask ``A`` (the drafts still
@@ -265,8 +266,7 @@ def draft_phase(keys: BlockKeys, drafter, cache, seq, p, n, draft_temperatures, 
   keep = cfg.walk not in acceptance.GLS_FAMILY
   start = p + n - 1 - length
   window = jax.lax.dynamic_slice(seq, (start + _offset(cfg),), (length + 1,))
-  logits, cache = _call_drafters(drafter, cache, jnp.broadcast_to(window, (k, length + 1)), start,
-                                 cfg)
+  last_logits, cache = _window_pass(drafter, cache, window, start, cfg)
 
   def body(carry, j):
     last_logits, cache = carry
@@ -283,7 +283,7 @@ def draft_phase(keys: BlockKeys, drafter, cache, seq, p, n, draft_temperatures, 
                                       cache)
     return (last_logits, cache), (x, sup if keep else None)
 
-  (_, cache), (xs, sups) = jax.lax.scan(body, (logits[:, -1], cache), jnp.arange(length))
+  (_, cache), (xs, sups) = jax.lax.scan(body, (last_logits, cache), jnp.arange(length))
   drafts = xs.T  # [K, L]
   if keep:
     sups = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), sups)  # [K, L, M]
@@ -401,6 +401,27 @@ def _seq_length(cfg: DecodeConfig) -> int:
 
 def _dense(cfg: DecodeConfig) -> bool:
   return cfg.top_k == 0
+
+
+def _window_pass(drafter, cache, window, start, cfg: DecodeConfig):
+  """The block's first drafter call, on the committed ``window`` at ``start``:
+  ``(logits at its last position [K, V], cache)``.
+
+  Every row reads the same committed tokens, and before the call the rows' caches agree at
+  every position a query of the window can read (each was last written by an earlier window
+  pass, or by the prefill). So one drafter (not a tuple of drafters) computes row 0 alone --
+  ``L + 1`` tokens instead of ``K (L + 1)`` -- and every row gets row 0's cache: after the
+  call the rows agree again up to the last committed position, and the entries past it (row
+  0's drafts of the previous block) are masked until the draft steps overwrite them.
+  """
+  k = cfg.num_drafts
+  if cfg.drafter_tuple or k == 1:
+    tokens = jnp.broadcast_to(window, (k, window.shape[0]))
+    logits, cache = _call_drafters(drafter, cache, tokens, start, cfg)
+    return logits[:, -1], cache
+  row = jax.tree.map(lambda x: jax.lax.slice_in_dim(x, 0, 1, axis=lm_cache.BATCH_AXIS), cache)
+  logits, row = drafter(window[None], row, jnp.full((1,), start, jnp.int32))
+  return jnp.broadcast_to(logits[:, -1], (k,) + logits.shape[2:]), lm_cache.broadcast_rows(row, k)
 
 
 def _call_drafters(drafter, cache, tokens, position, cfg: DecodeConfig):
