@@ -53,6 +53,9 @@ decode on a CPU is dominated by, is reported apart); ``--json PATH`` writes its
 rows (``scheme, K, L, tokens_per_s, speedup_vs_autoregressive,
 block_efficiency``, the phase split, the rates with prefill) and the run's
 metadata.
+4. **Shared drafts** (``--draft_sharing`` with ``--target``, alone; :func:`draft_sharing`):
+   over whole GLS decodes, how often the K drafts of a block are identical and how many
+   rows a token tree of their distinct prefixes would verify, against ``K (L + 1)``.
 """
 
 from __future__ import annotations
@@ -277,6 +280,44 @@ def speedup_table(target, drafter, prompt, *, schemes=("autoregressive",) + SCHE
   return rows
 
 
+def draft_sharing(target, drafter, prompt, *, scheme="gls", num_drafts=2, draft_length=4,
+                  max_new_tokens=64, seeds=(0,), top_k=50, eos_id=None) -> dict:
+  """How much of a block's K drafts the rows share, over whole decodes (one per seed).
+
+  A verification pass feeds every row ``[last, X[k]_1 .. X[k]_L]``: ``K (L + 1)`` tokens.
+  Rows with a common prefix ask the same questions of the target up to it, so a pass over
+  the distinct prefixes (a token tree: the shared ``last`` once, then every distinct
+  ``X[k]_{<=j}``) needs ``tree_rows`` of them. Returns ``blocks``, ``identical`` (the
+  fraction of blocks whose K drafts are all equal), ``tree_rows`` (mean) against
+  ``pass_rows = K (L + 1)``, and ``shared_prefix`` (blocks by the length, 0 .. L, of the
+  prefix every row shares with row 0).
+  """
+  cfg, inputs = engine.prepare(target, prompt, scheme=scheme, drafter=drafter,
+                               num_drafts=num_drafts, draft_length=draft_length,
+                               max_new_tokens=max_new_tokens, top_k=top_k, eos_id=eos_id)
+  target, drafter, prompt, plen, temperature, draft_temps, eos, strong = inputs
+  prefill, draft, target_pass, verify, _, _ = metrics._phases(cfg)
+  shared, nodes = [], []
+  for seed in seeds:
+    key = verification.check_key(jax.random.key(seed))
+    state = prefill(target, drafter, prompt, plen)
+    while not bool(state.done):
+      drafts, draft_sup, drafter_cache = draft(key, drafter, state.drafter_cache, state.seq,
+                                               state.p, state.n, draft_temps)
+      target_sup, target_cache = target_pass(target, state.target_cache, state.seq, state.p,
+                                             state.n, drafts, temperature)
+      state = state._replace(target_cache=None, drafter_cache=drafter_cache)
+      state = verify(key, state, drafts, target_sup, draft_sup, target_cache, eos, strong)
+      x = np.asarray(drafts)
+      same = (x == x[:1]).all(axis=0)  # [L]: every row equals row 0 at position j
+      shared.append(int(np.argmin(same)) if not same.all() else draft_length)
+      nodes.append(1 + sum(len({tuple(r[:j + 1]) for r in x}) for j in range(draft_length)))
+  shared = np.asarray(shared)
+  return dict(blocks=len(shared), identical=float((shared == draft_length).mean()),
+              tree_rows=float(np.mean(nodes)), pass_rows=num_drafts * (draft_length + 1),
+              shared_prefix=np.bincount(shared, minlength=draft_length + 1).tolist())
+
+
 def _header(args):
   dev = jax.devices()[0]
   print("# Speculative decoding: verification cost")
@@ -336,6 +377,9 @@ def main(argv=None):
                       help="new tokens per decode in section 3 (default 96, quick 32)")
   parser.add_argument("--skip_verification_cost", action="store_true",
                       help="with --target: only section 3")
+  parser.add_argument("--draft_sharing", action="store_true",
+                      help="with --target: only section 4, the drafts' shared prefixes (GLS, K = "
+                           "the first --num_drafts; --seeds decodes of --new_tokens)")
   parser.add_argument("--json", default=None, help="with --target: write section 3's rows here")
   args = parser.parse_args(argv)
   args.reps = args.reps or (3 if args.quick else 7)
@@ -385,7 +429,7 @@ def _real_models(args):
         f"; CPU {cpu_kernels.describe()}")
   print(f"target: {args.target} ({llm.config.num_parameters / 1e6:.0f} M parameters, "
         f"{llm.config.dtype}); drafter: {args.drafter}; best of {args.reps} reps\n")
-  if not args.skip_verification_cost:
+  if not (args.skip_verification_cost or args.draft_sharing):
     print("## 1. Verification cost per block (K = 8, L = 4; sps / daliri K = 1)")
     rows = verification_cost(llm.model, drafter, top_ks=(50,), reps=args.reps)
     print("\n| scheme | K | target pass (ms) | filter (ms) | walk (ms) | walk / target |")
@@ -398,6 +442,17 @@ def _real_models(args):
   k = args.num_drafts
   k_text = ", ".join(map(str, k))
   seeds = tuple(range(args.seeds or 2))
+  if args.draft_sharing:
+    share = draft_sharing(llm.model, drafter, prompt, num_drafts=k[0],
+                          draft_length=args.draft_length, max_new_tokens=n, seeds=seeds,
+                          eos_id=llm.tokenizer.eos_id)
+    print(f"\n## 4. Shared drafts (HumanEval/150, gls, K = {k[0]}, L = {args.draft_length}, "
+          f"{n} new tokens, seeds {list(seeds)})")
+    print(f"blocks {share['blocks']}; all {k[0]} drafts identical in {share['identical']:.1%}; "
+          f"a token tree of the distinct prefixes: {share['tree_rows']:.2f} rows on average, "
+          f"against {share['pass_rows']} in the pass; blocks by the prefix every row shares "
+          f"with row 0 (0 .. L tokens): {share['shared_prefix']}")
+    return
   print(f"\n## 3. Decoding HumanEval/150 ({len(prompt)} prompt tokens, {n} new tokens, top-k 50, "
         f"batch 1, K = {k_text}, L = {args.draft_length}, seeds {list(seeds)}, timed interleaved)")
   t0 = time.perf_counter()

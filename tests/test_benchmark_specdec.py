@@ -71,3 +71,29 @@ def test_speedup_table_several_k_and_the_flag():
   for bad in ("0", "2,x", ""):
     with pytest.raises(Exception, match="expected"):
       bench._ints(bad)
+
+
+def test_draft_sharing_counts_identical_drafts_and_tree_rows():
+  """A point-mass drafter drafts the same tokens in every row: every block's K drafts are
+  identical, and the tree has 1 + L rows. A uniform drafter over 64 tokens rarely repeats a
+  row: K = 2 blocks share a prefix of 0 tokens nearly always, and the mean tree size is the
+  one the histogram of shared prefixes gives (1 + 2 L - shared)."""
+  import jax
+  from lcoupling.lm import MarkovLM
+  v, length = 64, 3
+  target = MarkovLM(jax.random.normal(jax.random.key(0), (v, v)))
+  point = MarkovLM(jnp.where(jnp.roll(jnp.eye(v, dtype=bool), 1, axis=1), 0.0, -1e9))
+  prompt = jnp.array([3, 5], jnp.int32)
+  out = bench.draft_sharing(target, point, prompt, num_drafts=3, draft_length=length,
+                            max_new_tokens=12, seeds=(0, 1), top_k=0)
+  assert out["identical"] == 1.0 and out["tree_rows"] == 1 + length
+  assert out["pass_rows"] == 3 * (length + 1)
+  assert out["shared_prefix"] == [0] * length + [out["blocks"]] and out["blocks"] >= 2
+  uniform = MarkovLM(jnp.zeros((v, v)))
+  out = bench.draft_sharing(target, uniform, prompt, num_drafts=2, draft_length=length,
+                            max_new_tokens=12, seeds=(0, 1, 2), top_k=0)
+  hist = out["shared_prefix"]
+  assert sum(hist) == out["blocks"] >= 3 * 12 // (length + 1)  # uniform drafts: rarely accepted
+  assert hist[0] >= 0.8 * out["blocks"] and out["identical"] < 0.1
+  mean_rows = sum(c * (1 + 2 * length - d) for d, c in enumerate(hist)) / out["blocks"]
+  assert out["tree_rows"] == pytest.approx(mean_rows)
