@@ -292,26 +292,18 @@ def draft_sharing(target, drafter, prompt, *, scheme="gls", num_drafts=2, draft_
   ``pass_rows = K (L + 1)``, and ``shared_prefix`` (blocks by the length, 0 .. L, of the
   prefix every row shares with row 0).
   """
-  cfg, inputs = engine.prepare(target, prompt, scheme=scheme, drafter=drafter,
-                               num_drafts=num_drafts, draft_length=draft_length,
-                               max_new_tokens=max_new_tokens, top_k=top_k, eos_id=eos_id)
-  target, drafter, prompt, plen, temperature, draft_temps, eos, strong = inputs
-  prefill, draft, target_pass, verify, _, _ = metrics._phases(cfg)
   shared, nodes = [], []
+
+  def on_block(x):  # the block's drafts [K, L]
+    same = (x == x[:1]).all(axis=0)  # [L]: every row equals row 0 at position j
+    shared.append(int(np.argmin(same)) if not same.all() else draft_length)
+    nodes.append(1 + sum(len({tuple(r[:j + 1]) for r in x}) for j in range(draft_length)))
+
   for seed in seeds:
-    key = verification.check_key(jax.random.key(seed))
-    state = prefill(target, drafter, prompt, plen)
-    while not bool(state.done):
-      drafts, draft_sup, drafter_cache = draft(key, drafter, state.drafter_cache, state.seq,
-                                               state.p, state.n, draft_temps)
-      target_sup, target_cache = target_pass(target, state.target_cache, state.seq, state.p,
-                                             state.n, drafts, temperature)
-      state = state._replace(target_cache=None, drafter_cache=drafter_cache)
-      state = verify(key, state, drafts, target_sup, draft_sup, target_cache, eos, strong)
-      x = np.asarray(drafts)
-      same = (x == x[:1]).all(axis=0)  # [L]: every row equals row 0 at position j
-      shared.append(int(np.argmin(same)) if not same.all() else draft_length)
-      nodes.append(1 + sum(len({tuple(r[:j + 1]) for r in x}) for j in range(draft_length)))
+    metrics.timed_generate(jax.random.key(seed), target, prompt, warmup=False, on_block=on_block,
+                           scheme=scheme, drafter=drafter, num_drafts=num_drafts,
+                           draft_length=draft_length, max_new_tokens=max_new_tokens,
+                           top_k=top_k, eos_id=eos_id)
   shared = np.asarray(shared)
   return dict(blocks=len(shared), identical=float((shared == draft_length).mean()),
               tree_rows=float(np.mean(nodes)), pass_rows=num_drafts * (draft_length + 1),

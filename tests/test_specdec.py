@@ -371,10 +371,13 @@ def test_vmap_equals_loop_and_jit_compiles_once():
   assert (np.asarray(g.accepted_lengths[n:]) == specdec.PAD_ID).all()
   assert int(g.length) == NEW <= int((np.asarray(g.accepted_lengths[:n]) + 1).sum())
   # timed_generate runs the same computation phase by phase
-  timed, times = metrics.timed_generate(keys[1], TARGET, jnp.asarray(PROMPT), warmup=False, **kw)
+  drafts = []  # on_block sees each block's drafts
+  timed, times = metrics.timed_generate(keys[1], TARGET, jnp.asarray(PROMPT), warmup=False,
+                                        on_block=drafts.append, **kw)
   for field, a, b in zip(timed._fields, timed, loop[1]):
     np.testing.assert_array_equal(a, b, err_msg=field)
   assert times.num_blocks == int(timed.num_blocks) and times.total > 0
+  assert len(drafts) == times.num_blocks and all(d.shape == (K, L) for d in drafts)
 
 
 def test_metrics():

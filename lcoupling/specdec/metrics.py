@@ -308,8 +308,8 @@ def step_ms(models: dict, *, steps: int, batch: int = 1, length: int = 256) -> d
   return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
-def timed_generate(key: jax.Array, target, prompt, *, warmup: bool = True, **kwargs
-                   ) -> tuple[engine.Generation, PhaseTimes]:
+def timed_generate(key: jax.Array, target, prompt, *, warmup: bool = True, on_block=None,
+                   **kwargs) -> tuple[engine.Generation, PhaseTimes]:
   """:func:`~lcoupling.specdec.generate` as a host loop of separately jitted phases, timed.
 
   Same arguments as ``generate`` (keyword ``kwargs``) and the same tokens for
@@ -320,6 +320,8 @@ def timed_generate(key: jax.Array, target, prompt, *, warmup: bool = True, **kwa
   Args:
     key, target, prompt, kwargs: as :func:`~lcoupling.specdec.generate`.
     warmup: run the whole decode once untimed first, so that no compilation is timed.
+    on_block: called after each block of the returned decode with its drafts
+      (``int32[K, L]``, a NumPy array), outside the timed phases (e.g. to study the drafts).
 
   Returns:
     ``(Generation, PhaseTimes)``.
@@ -330,7 +332,7 @@ def timed_generate(key: jax.Array, target, prompt, *, warmup: bool = True, **kwa
   prefill, draft, target_pass, verify, autoregressive, finish = _phases(cfg)
   ready = jax.block_until_ready
 
-  def run():
+  def run(on_block=None):
     times = dict(prefill=0.0, draft=0.0, target=0.0, verify=0.0)
     t0 = time.perf_counter()
     state = ready(prefill(target, drafter, prompt, plen))
@@ -355,9 +357,11 @@ def timed_generate(key: jax.Array, target, prompt, *, warmup: bool = True, **kwa
       times["draft"] += t1 - t0
       times["target"] += t2 - t1
       times["verify"] += t3 - t2
+      if on_block is not None:
+        on_block(np.asarray(drafts))
     gen = ready(finish(state))
     return gen, PhaseTimes(total=sum(times.values()), num_blocks=int(gen.num_blocks), **times)
 
   if warmup:
     run()
-  return run()
+  return run(on_block)
