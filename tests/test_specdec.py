@@ -380,6 +380,28 @@ def test_vmap_equals_loop_and_jit_compiles_once():
   assert len(drafts) == times.num_blocks and all(d.shape == (K, L) for d in drafts)
 
 
+def test_timed_phases_are_shared_between_schemes_and_equal_generate():
+  """The host loop's jitted phases are shared by the schemes that agree on what a phase
+  reads (the target pass by every scheme with the same K; the draft phase within the GLS
+  family and among the others), and each scheme's timed decode is still ``generate``'s."""
+  kw = dict(drafter=DRAFTERS[0], num_drafts=K, draft_length=L, max_new_tokens=NEW, top_k=TOP_K)
+  prompt = jnp.asarray(PROMPT)
+  phases = {s: metrics._phases(engine.prepare(TARGET, prompt, scheme=s, **kw)[0])
+            for s in ("gls", "gls_strong", "specinfer", "spectr")}
+  names = ("prefill", "draft", "target", "verify", "autoregressive", "finish")
+  same = lambda a, b, name: phases[a][names.index(name)] is phases[b][names.index(name)]  # noqa: E731
+  assert all(same("gls", s, n) for s in ("specinfer", "spectr") for n in ("prefill", "target", "finish"))
+  assert same("specinfer", "spectr", "draft") and not same("gls", "specinfer", "draft")
+  assert not same("gls", "specinfer", "verify") and not same("specinfer", "spectr", "verify")
+  assert all(same("gls", "gls_strong", n) for n in names)  # one configuration
+  key = _keys(0)[0, 2]
+  for scheme in ("spectr", "specinfer", "gls", "gls_strong"):  # the shared programs reused
+    timed, _ = metrics.timed_generate(key, TARGET, prompt, warmup=False, scheme=scheme, **kw)
+    ref = specdec.generate(key, TARGET, prompt, scheme=scheme, **kw)
+    for field, a, b in zip(timed._fields, timed, ref):
+      np.testing.assert_array_equal(a, b, err_msg=f"{scheme} {field}")
+
+
 def test_metrics():
   gen = _generations("gls", "single", 0)
   one = jax.tree.map(lambda x: x[0], gen)  # setting "iid"

@@ -55,6 +55,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lcoupling import acceptance
 from lcoupling.specdec import engine
 from lcoupling.specdec.verification import check_key
 
@@ -245,38 +246,58 @@ class PhaseTimes(NamedTuple):
   num_blocks: int
 
 
-@functools.lru_cache(maxsize=64)
+def _phase_configs(cfg: engine.DecodeConfig) -> dict[str, engine.DecodeConfig]:
+  """Each phase's configuration with the fields it does not read made equal, so that
+  schemes which differ only there share that phase's compiled program.
+
+  The target pass does not read ``walk``; the draft phase reads only whether the walk is of
+  the GLS family (its row keys and whether it keeps the drafter's distributions); prefill and
+  finish only whether it is ``"autoregressive"``. The computations, and so the results, are
+  the same as with ``cfg``; only the walk itself needs its own program per scheme.
+  """
+  ar = cfg.walk == "autoregressive"
+  rows_only = cfg._replace(walk="autoregressive" if ar else "gls")
+  family = "gls" if cfg.walk in acceptance.GLS_FAMILY else "specinfer"
+  return dict(prefill=rows_only, draft=cfg._replace(walk=family), target=rows_only,
+              verify=cfg, autoregressive=cfg, finish=rows_only)
+
+
+@functools.lru_cache(maxsize=256)
+def _phase(name: str, cfg: engine.DecodeConfig):
+  """The jitted phase ``name`` of configuration ``cfg`` (compiled once, reused)."""
+  if name == "prefill":
+    return jax.jit(lambda target, drafter, prompt, prompt_length: engine.prefill(
+        target, drafter, prompt, prompt_length, cfg))
+  if name == "draft":
+    def draft(key, drafter, drafter_cache, seq, p, n, draft_temperatures):
+      keys = engine.keys_of(key, n, cfg)
+      return engine.draft_phase(keys, drafter, drafter_cache, seq, p, n, draft_temperatures, cfg)
+    return jax.jit(draft, donate_argnums=(2,))
+  if name == "target":
+    def target_pass(target, target_cache, seq, p, n, drafts, temperature):
+      return engine.target_phase(target, target_cache, seq, p, n, drafts, temperature, cfg)
+    return jax.jit(target_pass, donate_argnums=(1,))
+  if name == "verify":
+    def verify(key, state, drafts, target_sup, draft_sup, target_cache, eos_id, strong):
+      keys = engine.keys_of(key, state.n, cfg)
+      return engine.verify_phase(keys, state, drafts, target_sup, draft_sup, target_cache, eos_id,
+                                 strong, cfg)
+    return jax.jit(verify, donate_argnums=(5,))
+  if name == "autoregressive":
+    def autoregressive(key, target, state, temperature, eos_id):
+      return engine.autoregressive_step(key, target, state, temperature, eos_id, cfg)
+    return jax.jit(autoregressive, donate_argnums=(2,))
+  assert name == "finish", name
+  return jax.jit(lambda state: engine.finish(state, cfg))
+
+
 def _phases(cfg: engine.DecodeConfig):
-  """The jitted phase functions of one configuration (compiled once, reused)."""
-
-  @jax.jit
-  def prefill(target, drafter, prompt, prompt_length):
-    return engine.prefill(target, drafter, prompt, prompt_length, cfg)
-
-  @functools.partial(jax.jit, donate_argnums=(2,))
-  def draft(key, drafter, drafter_cache, seq, p, n, draft_temperatures):
-    keys = engine.keys_of(key, n, cfg)
-    return engine.draft_phase(keys, drafter, drafter_cache, seq, p, n, draft_temperatures, cfg)
-
-  @functools.partial(jax.jit, donate_argnums=(1,))
-  def target_pass(target, target_cache, seq, p, n, drafts, temperature):
-    return engine.target_phase(target, target_cache, seq, p, n, drafts, temperature, cfg)
-
-  @functools.partial(jax.jit, donate_argnums=(5,))
-  def verify(key, state, drafts, target_sup, draft_sup, target_cache, eos_id, strong):
-    keys = engine.keys_of(key, state.n, cfg)
-    return engine.verify_phase(keys, state, drafts, target_sup, draft_sup, target_cache, eos_id,
-                               strong, cfg)
-
-  @functools.partial(jax.jit, donate_argnums=(2,))
-  def autoregressive(key, target, state, temperature, eos_id):
-    return engine.autoregressive_step(key, target, state, temperature, eos_id, cfg)
-
-  @jax.jit
-  def finish(state):
-    return engine.finish(state, cfg)
-
-  return prefill, draft, target_pass, verify, autoregressive, finish
+  """The jitted phase functions of one configuration: ``(prefill, draft, target_pass, verify,
+  autoregressive, finish)``, each shared with the configurations that agree on what it
+  reads (:func:`_phase_configs`)."""
+  names = ("prefill", "draft", "target", "verify", "autoregressive", "finish")
+  configs = _phase_configs(cfg)
+  return tuple(_phase(name, configs[name]) for name in names)
 
 
 def step_ms(models: dict, *, steps: int, batch: int = 1, length: int = 256) -> dict[str, float]:
@@ -315,7 +336,10 @@ def timed_generate(key: jax.Array, target, prompt, *, warmup: bool = True, on_bl
   Same arguments as ``generate`` (keyword ``kwargs``) and the same tokens for
   the same key. Each phase is followed by ``block_until_ready``, so the times
   are wall-clock per phase; the host loop and the synchronisation make the
-  total slower than ``generate``'s single ``while_loop``.
+  total slower than ``generate``'s single ``while_loop``. The jitted phases are
+  cached and shared between schemes where they compute the same thing (the
+  target pass by every scheme with the same ``num_drafts``; only the walk is
+  compiled per scheme), so timing several schemes compiles the models once per K.
 
   Args:
     key, target, prompt, kwargs: as :func:`~lcoupling.specdec.generate`.
