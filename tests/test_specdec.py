@@ -388,7 +388,7 @@ def test_timed_phases_are_shared_between_schemes_and_equal_generate():
   prompt = jnp.asarray(PROMPT)
   phases = {s: metrics._phases(engine.prepare(TARGET, prompt, scheme=s, **kw)[0])
             for s in ("gls", "gls_strong", "specinfer", "spectr")}
-  names = ("prefill", "draft", "target", "verify", "autoregressive", "finish")
+  names = metrics._PHASE_NAMES
   same = lambda a, b, name: phases[a][names.index(name)] is phases[b][names.index(name)]  # noqa: E731
   assert all(same("gls", s, n) for s in ("specinfer", "spectr") for n in ("prefill", "target", "finish"))
   assert same("specinfer", "spectr", "draft") and not same("gls", "specinfer", "draft")

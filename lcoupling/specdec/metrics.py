@@ -246,6 +246,10 @@ class PhaseTimes(NamedTuple):
   num_blocks: int
 
 
+#: The host loop's phases, in the order :func:`_phases` returns them.
+_PHASE_NAMES = ("prefill", "draft", "target", "verify", "autoregressive", "finish")
+
+
 def _phase_configs(cfg: engine.DecodeConfig) -> dict[str, engine.DecodeConfig]:
   """Each phase's configuration with the fields it does not read made equal, so that
   schemes which differ only there share that phase's compiled program.
@@ -295,9 +299,8 @@ def _phases(cfg: engine.DecodeConfig):
   """The jitted phase functions of one configuration: ``(prefill, draft, target_pass, verify,
   autoregressive, finish)``, each shared with the configurations that agree on what it
   reads (:func:`_phase_configs`)."""
-  names = ("prefill", "draft", "target", "verify", "autoregressive", "finish")
   configs = _phase_configs(cfg)
-  return tuple(_phase(name, configs[name]) for name in names)
+  return tuple(_phase(name, configs[name]) for name in _PHASE_NAMES)
 
 
 def step_ms(models: dict, *, steps: int, batch: int = 1, length: int = 256) -> dict[str, float]:
